@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Benchmark `cbr` against moto behind an AWS-like layer (latency, quotas): `python3 build/bench.py`.
+
+Everything runs on this machine: a moto server holds the pools, and
+tests/support/aws_layer.py in front of it adds a network round trip (`--latency-ms`),
+Cognito's request-rate quotas (ListUsers: 30/s, so at most 30 × 60 = 1,800 users/s) and
+an in-memory ListUsers index (so that moto's O(pool size) pages do not dominate).
+
+A scenario is a set of runs on the same pools in one go; each run is one child process
+whose wall time, peak RSS (os.wait4) and output are measured, with the layer's counters
+(throttled calls) reset in between. Scenarios:
+
+  backup   cbr backup (default concurrency), cbr backup --concurrency 1 (one request in
+           flight, as the original Go tool works) and `aws cognito-idp list-users` (the
+           AWS CLI's own pagination) on a --users pool, plus cbr on a 1,000-user pool to
+           compare peak memory at two pool sizes.
+
+`--only aws-cli` (or any subset of run names) checks parts without a `cbr` binary.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYER = os.path.join(ROOT, "tests", "support", "aws_layer.py")
+REGION = "us-east-1"
+CEILING_USERS_PER_S = 30 * 60  # ListUsers quota × page size
+SMALL_POOL = 1_000
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def child_env(tmp):
+    """Environment for every child: dummy credentials, no profile, no instance metadata."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") or k in ("AWS_CA_BUNDLE",)}
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION,
+               AWS_CONFIG_FILE=os.path.join(tmp, "no-aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=os.path.join(tmp, "no-aws-credentials"),
+               AWS_PAGER="", NO_COLOR="1")
+    return env
+
+
+# ---------------------------------------------------------------------------------------
+# Services: moto, the layer, pools
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url, op, body, timeout=300):
+    """One raw AWS JSON call (dummy signature: moto reads the region from it)."""
+    req = urllib.request.Request(url + "/", data=json.dumps(body).encode(), headers={
+        "X-Amz-Target": "AWSCognitoIdentityProviderService." + op,
+        "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20240101/{REGION}/cognito-idp/"
+                         "aws4_request, SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.load(resp)
+
+
+class Environment:
+    """moto on a free port and the layer in front of it; stops both on exit."""
+
+    def __init__(self, args, tmp):
+        self.args, self.tmp, self.procs = args, tmp, []
+
+    def __enter__(self):
+        port = free_port()
+        self.moto_url = f"http://127.0.0.1:{port}"
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "moto.log"), "w")))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                post(self.moto_url, "ListUserPools", {"MaxResults": 1}, timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.procs[0].poll() is not None:
+                    raise SystemExit("bench: moto did not start (see moto.log)")
+                time.sleep(0.1)
+        self.layer_options = ["--latency-ms", str(self.args.latency_ms), "--quotas",
+                              "--index-listings"]
+        layer = subprocess.Popen([sys.executable, LAYER, "--upstream", self.moto_url,
+                                  *self.layer_options], stdout=subprocess.PIPE, text=True)
+        self.procs.append(layer)
+        line = layer.stdout.readline()
+        if not line.startswith("LISTENING "):
+            raise SystemExit("bench: the layer did not start")
+        self.url = "http://" + line.split()[1]
+        log(f"moto at {self.moto_url}, layer at {self.url} ({' '.join(self.layer_options)})")
+        return self
+
+    def __exit__(self, *exc):
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/_layer/stats") as r:
+            return json.load(r)
+
+    def reset_stats(self):
+        urllib.request.urlopen(urllib.request.Request(
+            self.url + "/_layer/reset-stats", data=b"", method="POST")).read()
+
+    def warm(self, pool_id):
+        """Build the layer's index of the pool before any timed run."""
+        post(self.url, "ListUsers", {"UserPoolId": pool_id, "Limit": 1})
+
+
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
+        "Perlman", "Torvalds"]
+
+
+def populate_pool(moto_url, name, n_users, seed=1):
+    """A pool with `n_users` varied users, created directly on moto. Returns its id."""
+    import boto3
+    import botocore.config
+    client = boto3.client("cognito-idp", endpoint_url=moto_url, region_name=REGION,
+                          aws_access_key_id="test", aws_secret_access_key="test",
+                          config=botocore.config.Config(max_pool_connections=32,
+                                                        retries={"total_max_attempts": 3}))
+    pool_id = client.create_user_pool(PoolName=name, Schema=[
+        {"Name": "tenant", "AttributeDataType": "String", "Mutable": True,
+         "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"}}])["UserPool"]["Id"]
+    rng = random.Random(seed)
+    plans = []
+    for i in range(n_users):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        username = f"{first.lower()}.{last.lower()}.{i:06d}"
+        attrs = [{"Name": "email", "Value": f"{username}@example.com"},
+                 {"Name": "email_verified", "Value": rng.choice(["true", "false"])},
+                 {"Name": "given_name", "Value": first}, {"Name": "family_name", "Value": last},
+                 {"Name": "name", "Value": f"{first} {last}"},
+                 {"Name": "custom:tenant", "Value": f"tenant-{rng.randrange(12):02d}"}]
+        if rng.random() < 0.3:
+            attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
+        plans.append((username, attrs, rng.random() < 0.05))
+
+    def create(plan):
+        username, attrs, disabled = plan
+        client.admin_create_user(UserPoolId=pool_id, Username=username, UserAttributes=attrs,
+                                 MessageAction="SUPPRESS")
+        if disabled:
+            client.admin_disable_user(UserPoolId=pool_id, Username=username)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        for done, _ in enumerate(pool.map(create, plans), 1):
+            if done % 2000 == 0:
+                log(f"  {name}: {done}/{n_users} users")
+    estimated = client.describe_user_pool(UserPoolId=pool_id)["UserPool"]["EstimatedNumberOfUsers"]
+    if estimated != n_users:
+        raise SystemExit(f"bench: pool {name} has {estimated} users, wanted {n_users}")
+    log(f"pool {name} ({pool_id}): {n_users} users, "
+        f"{sum(p[2] for p in plans)} disabled, in {time.monotonic() - started:.1f} s")
+    return pool_id
+
+
+# ---------------------------------------------------------------------------------------
+# Running one child and measuring it
+
+@dataclass
+class Measurement:
+    wall_s: float
+    exit_code: int
+    peak_rss_kib: int
+    timed_out: bool
+
+
+def measure(argv, env, stdout_path, stderr_path, timeout):
+    """Run argv; wall time and the child's own peak RSS (os.wait4 on its pid)."""
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                cwd=ROOT)
+        timed_out = threading.Event()
+
+        def kill():
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        _, status, rusage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return Measurement(wall, proc.returncode, rusage.ru_maxrss, timed_out.is_set())
+
+
+def count_users(path, tool):
+    """(records, distinct usernames) in a backup file (cbr: a JSON array; CLI: {"Users": [...]})."""
+    with open(path, "rb") as f:
+        data = json.load(f)
+    if isinstance(data, dict):
+        data = data.get("Users") if "Users" in data else data.get("users")
+    users = data or []
+    names = {u.get("Username", u.get("username")) for u in users if isinstance(u, dict)}
+    return len(users), len(names)
+
+
+# ---------------------------------------------------------------------------------------
+# Scenarios
+
+@dataclass
+class Run:
+    name: str  # as given to --only
+    label: str  # for the table
+    pool_size: int
+    tool: str  # "cbr" or "aws"
+    extra: list = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    run: Run
+    ok: bool
+    note: str = ""
+    wall_s: float = 0.0
+    users: int = 0
+    peak_rss_mib: float = 0.0
+    throttled: int = 0
+    list_users_calls: int = 0
+
+    @property
+    def users_per_s(self):
+        return self.users / self.wall_s if self.wall_s else 0.0
+
+    def to_json(self):
+        return {"name": self.run.name, "label": self.run.label, "tool": self.run.tool,
+                "pool_size": self.run.pool_size, "ok": self.ok, "note": self.note,
+                "wall_s": round(self.wall_s, 3), "users": self.users,
+                "users_per_s": round(self.users_per_s, 1),
+                "pct_of_ceiling": round(100 * self.users_per_s / CEILING_USERS_PER_S, 1),
+                "throttled": self.throttled, "list_users_calls": self.list_users_calls,
+                "peak_rss_mib": round(self.peak_rss_mib, 1)}
+
+
+class Scenario:
+    """A set of runs over pools created once. Subclasses say which runs and how to check them."""
+
+    name = ""
+
+    def __init__(self, args, env, tools, tmp):
+        self.args, self.env, self.tools, self.tmp = args, env, tools, tmp
+        self.pools = {}  # size -> pool id
+
+    def runs(self):
+        raise NotImplementedError
+
+    def prepare(self, runs):
+        for size in sorted({r.pool_size for r in runs}):
+            self.pools[size] = populate_pool(self.env.moto_url, f"bench-{size}", size)
+            self.env.warm(self.pools[size])
+
+    def argv(self, run, out):
+        raise NotImplementedError
+
+    def check(self, run, out, stdout_path):
+        """Users found, or raise ValueError saying what is wrong."""
+        raise NotImplementedError
+
+    def execute(self, run):
+        out = os.path.join(self.tmp, f"{run.name}.json")
+        stdout_path = os.path.join(self.tmp, f"{run.name}.stdout")
+        stderr_path = os.path.join(self.tmp, f"{run.name}.stderr")
+        time.sleep(self.args.settle_s)  # let the quota buckets fill up again
+        self.env.reset_stats()
+        m = measure(self.argv(run, out), child_env(self.tmp), stdout_path, stderr_path,
+                    self.args.timeout)
+        stats = self.env.stats()
+        result = Result(run, ok=False, wall_s=m.wall_s, peak_rss_mib=m.peak_rss_kib / 1024,
+                        throttled=stats["total_throttled"],
+                        list_users_calls=stats["ops"].get("ListUsers", {}).get("calls", 0))
+        if m.timed_out or m.exit_code != 0:
+            with open(stderr_path, errors="replace") as f:
+                tail = f.read()[-2000:].strip()
+            result.note = ("timed out" if m.timed_out else f"exit code {m.exit_code}") + \
+                (f": {tail.splitlines()[-1]}" if tail else "")
+            log(f"{run.name} failed ({result.note}); stderr in {stderr_path}\n{tail}")
+            return result
+        try:
+            result.users = self.check(run, out, stdout_path)
+            result.ok = True
+        except (ValueError, OSError) as e:
+            result.note = str(e)
+            log(f"{run.name}: {e}")
+        return result
+
+    def summary(self, results):
+        return []
+
+
+class BackupScenario(Scenario):
+    name = "backup"
+
+    def runs(self):
+        n = self.args.users
+        return [Run("cbr", f"cbr backup (default), {n:,} users", n, "cbr"),
+                Run("cbr-c1", f"cbr backup --concurrency 1, {n:,} users", n, "cbr",
+                    ["--concurrency", "1"]),
+                Run("aws-cli", f"aws cognito-idp list-users, {n:,} users", n, "aws"),
+                Run("cbr-1k", f"cbr backup (default), {SMALL_POOL:,} users", SMALL_POOL, "cbr")]
+
+    def argv(self, run, out):
+        pool = self.pools[run.pool_size]
+        if run.tool == "cbr":
+            return [self.tools["cbr"], "backup", "-p", pool, "-o", out, "--endpoint-url",
+                    self.env.url, "--region", REGION, "--no-progress", *run.extra]
+        return [self.tools["aws"], "cognito-idp", "list-users", "--user-pool-id", pool,
+                "--endpoint-url", self.env.url, "--region", REGION, "--output", "json",
+                *run.extra]
+
+    def check(self, run, out, stdout_path):
+        records, distinct = count_users(stdout_path if run.tool == "aws" else out, run.tool)
+        if records != run.pool_size or distinct != run.pool_size:
+            raise ValueError(f"{records} records ({distinct} distinct usernames) in the output, "
+                             f"the pool has {run.pool_size}")
+        return records
+
+    def summary(self, results):
+        by_name = {r.run.name: r for r in results if r.ok}
+        big, small = by_name.get("cbr"), by_name.get("cbr-1k")
+        if not (big and small):
+            return []
+        ratio = big.peak_rss_mib / small.peak_rss_mib
+        return [f"cbr peak memory: {small.peak_rss_mib:.1f} MiB at {SMALL_POOL:,} users, "
+                f"{big.peak_rss_mib:.1f} MiB at {big.run.pool_size:,} users "
+                f"(× {ratio:.2f} for × {big.run.pool_size / SMALL_POOL:g} users)"]
+
+    def memory_json(self, results):
+        by_name = {r.run.name: r for r in results if r.ok}
+        big, small = by_name.get("cbr"), by_name.get("cbr-1k")
+        if not (big and small):
+            return None
+        return {"small_users": SMALL_POOL, "small_peak_rss_mib": round(small.peak_rss_mib, 1),
+                "large_users": big.run.pool_size, "large_peak_rss_mib": round(big.peak_rss_mib, 1),
+                "ratio": round(big.peak_rss_mib / small.peak_rss_mib, 2)}
+
+
+SCENARIOS = {s.name: s for s in [BackupScenario]}
+
+
+# ---------------------------------------------------------------------------------------
+# Tools, table, main
+
+def find_aws(explicit):
+    """The AWS CLI's own script, not a pyenv shim (whose start-up is not the CLI's)."""
+    path = explicit or shutil.which("aws")
+    if not path:
+        raise SystemExit("bench: no `aws` CLI on PATH (use --aws)")
+    if not explicit and os.sep + "shims" + os.sep in path and shutil.which("pyenv"):
+        real = subprocess.run(["pyenv", "which", "aws"], capture_output=True, text=True)
+        if real.returncode == 0 and real.stdout.strip():
+            path = real.stdout.strip()
+    return path
+
+
+def find_cbr(path):
+    path = path if os.path.isabs(path) else os.path.join(ROOT, path)
+    if not os.path.exists(path):
+        log(f"{path} is missing: cargo build --release")
+        built = subprocess.run(["cargo", "build", "--release"], cwd=ROOT)
+        if built.returncode != 0 or not os.path.exists(path):
+            raise SystemExit("bench: could not build cbr (use --only aws-cli to skip it)")
+    return path
+
+
+def table(results):
+    header = ["run", "users", "wall s", "users/s", "% ceiling", "ListUsers", "throttled",
+              "peak RSS MiB", "ok"]
+    rows = [[r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
+             f"{100 * r.users_per_s / CEILING_USERS_PER_S:.1f}", str(r.list_users_calls),
+             str(r.throttled), f"{r.peak_rss_mib:.1f}", "yes" if r.ok else f"NO: {r.note}"]
+            for r in results]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    align = ["<"] + [">"] * (len(header) - 2) + ["<"]
+    lines = []
+    for row in [header, ["-" * w for w in widths], *rows]:
+        lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="backup")
+    p.add_argument("--cbr", default="target/release/cbr",
+                   help="cbr binary (default: %(default)s, built with cargo if missing)")
+    p.add_argument("--aws", help="AWS CLI to run (default: `aws` on PATH)")
+    p.add_argument("--latency-ms", type=float, default=60, help="simulated round trip (default: 60)")
+    p.add_argument("--users", type=int, default=10_000, help="users in the large pool")
+    p.add_argument("--only", help="comma-separated run names (backup: cbr, cbr-c1, aws-cli, cbr-1k)")
+    p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
+    p.add_argument("--settle-s", type=float, default=1.5,
+                   help="pause before each run, so the quota buckets start full")
+    p.add_argument("--keep-files", action="store_true", help="keep the outputs and logs")
+    args = p.parse_args()
+
+    scenario_cls = SCENARIOS[args.scenario]
+    tmp = tempfile.mkdtemp(prefix="cbr-bench-")
+    try:
+        with Environment(args, tmp) as env:
+            scenario = scenario_cls(args, env, {}, tmp)
+            runs = scenario.runs()
+            if args.only:
+                wanted = args.only.split(",")
+                unknown = set(wanted) - {r.name for r in runs}
+                if unknown:
+                    raise SystemExit(f"bench: unknown runs {sorted(unknown)}; "
+                                     f"{args.scenario} has {[r.name for r in runs]}")
+                runs = [r for r in runs if r.name in wanted]
+            if any(r.tool == "cbr" for r in runs):
+                scenario.tools["cbr"] = find_cbr(args.cbr)
+            if any(r.tool == "aws" for r in runs):
+                scenario.tools["aws"] = find_aws(args.aws)
+            scenario.prepare(runs)
+            results = []
+            for run in runs:
+                log(f"run {run.name}: {run.label}")
+                result = scenario.execute(run)
+                results.append(result)
+                log(f"  {result.wall_s:.2f} s, {result.users:,} users, "
+                    f"{result.throttled} throttled, {result.peak_rss_mib:.1f} MiB"
+                    + ("" if result.ok else f" -- FAILED: {result.note}"))
+                if not result.ok and not args.keep_going:
+                    break
+    finally:
+        if args.keep_files:
+            log(f"outputs and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"scenario {args.scenario}: latency {args.latency_ms:g} ms per request, quotas on "
+          f"(ListUsers 30/s: ceiling {CEILING_USERS_PER_S:,} users/s)\n")
+    print(table(results))
+    for line in scenario.summary(results):
+        print("\n" + line)
+    if args.json:
+        doc = {"scenario": args.scenario, "latency_ms": args.latency_ms, "users": args.users,
+               "ceiling_users_per_s": CEILING_USERS_PER_S, "layer_options": env.layer_options,
+               "runs": [r.to_json() for r in results],
+               "tools": scenario.tools, "python": platform.python_version(),
+               "cpus": os.cpu_count()}
+        if hasattr(scenario, "memory_json"):
+            doc["memory"] = scenario.memory_json(results)
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    all_ok = len(results) == len(runs) and all(r.ok for r in results)
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

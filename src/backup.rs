@@ -1,0 +1,247 @@
+//! The backup pipeline: the pool's groups and memberships, then its users listed through
+//! several `sub ^= "…"` prefix queries at once, each prefix into its own spool, the spools
+//! appended to the data file in prefix order, then the manifest.
+//!
+//! Output is deterministic: users appear in prefix order, each prefix's users in the order
+//! Cognito returns them, whatever the concurrency and timing. Memory does not grow with the pool:
+//! a prefix's users wait for their turn on disk (unnamed temporary files), not in memory.
+
+use crate::backup_file::{DataWriter, FORMAT_VERSION, GroupRecord, Manifest, Spool, write_atomic};
+use crate::cli::BackupArgs;
+use crate::cognito::{Cognito, Page};
+use crate::progress::Progress;
+use crate::shard::{self, Shard};
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
+
+/// At least this many prefix queries for a backup; more only where a shard's cover has more.
+/// Fixed (not derived from the concurrency) so the file's order never depends on the flags.
+const MIN_PREFIXES: usize = 16;
+
+/// How often one prefix may start over after its page token expired.
+const MAX_RESTARTS: u32 = 3;
+
+/// What a finished backup wrote.
+pub struct Summary {
+    pub data: PathBuf,
+    pub manifest: PathBuf,
+    pub users: u64,
+}
+
+pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<Summary> {
+    let started_at = now();
+    let pool_id = args.pool_id.as_str();
+    let pool = cognito.describe_pool(pool_id).await?;
+    let out = match args.shard {
+        Some(s) => shard::shard_path(&args.out, s.index),
+        None => args.out.clone(),
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Fail before any listing if the file cannot be created.
+    let mut writer = DataWriter::create(&out)?;
+
+    let groups = cognito.list_groups(pool_id).await?;
+    let memberships = Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard).await?);
+
+    let base = args
+        .shard
+        .map_or_else(|| vec![String::new()], |s| s.prefixes());
+    let prefixes = shard::refine(&base, MIN_PREFIXES);
+    let fraction = args.shard.map_or(1.0, |s| s.fraction());
+    let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
+    tracing::info!(
+        pool = pool_id,
+        shard = ?args.shard.map(|s| s.to_string()),
+        prefixes = prefixes.len(),
+        concurrency = args.concurrency,
+        "backing up about {estimate} users of {} to {}",
+        pool.name,
+        out.display()
+    );
+    let progress = Arc::new(Progress::start(
+        "backed up",
+        Some(estimate),
+        !args.no_progress,
+    ));
+
+    // Every prefix gets a task; a semaphore keeps `concurrency` of them listing at once. Each
+    // task hands its spool over through its own channel, so they are appended in prefix order.
+    let permits = Arc::new(Semaphore::new(args.concurrency as usize));
+    let mut tasks = JoinSet::new();
+    let mut results = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        let (tx, rx) = oneshot::channel();
+        results.push((prefix.clone(), rx));
+        let job = PrefixJob {
+            cognito: cognito.clone(),
+            pool_id: pool_id.to_string(),
+            prefix,
+            dir: dir.clone(),
+            memberships: memberships.clone(),
+            progress: progress.clone(),
+        };
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let _ = tx.send(job.run().await);
+        });
+    }
+    for (prefix, rx) in results {
+        let mut spool = rx
+            .await
+            .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
+        writer.append(&mut spool)?;
+    }
+    progress.finish();
+
+    let (file, written) = writer.finish()?;
+    let manifest_path = shard::manifest_path(&out);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        cbr_version: env!("CARGO_PKG_VERSION").to_string(),
+        pool_id: pool_id.to_string(),
+        pool_name: pool.name.clone(),
+        region: region.to_string(),
+        username_attributes: pool.username_attributes.clone(),
+        shard: args.shard.map(|s| s.to_string()),
+        user_count: written.count,
+        started_at,
+        finished_at: now(),
+        data_file: file_name(&out),
+        sha256: written.sha256,
+        groups,
+    };
+    file.commit()?;
+    write_atomic(&manifest_path, &manifest.to_json()?)?;
+    Ok(Summary {
+        data: out,
+        manifest: manifest_path,
+        users: written.count,
+    })
+}
+
+/// Lists the users of one prefix into a spool.
+struct PrefixJob {
+    cognito: Cognito,
+    pool_id: String,
+    prefix: String,
+    dir: PathBuf,
+    memberships: Arc<Memberships>,
+    progress: Arc<Progress>,
+}
+
+impl PrefixJob {
+    async fn run(self) -> Result<Spool> {
+        let mut spool = Spool::new(&self.dir)?;
+        let mut token: Option<String> = None;
+        let mut restarts = 0;
+        loop {
+            let page = self
+                .cognito
+                .list_users_page(&self.pool_id, &self.prefix, token.as_deref())
+                .await
+                .with_context(|| {
+                    format!(
+                        "listing users of {} with sub prefix {:?}",
+                        self.pool_id, self.prefix
+                    )
+                })?;
+            match page {
+                Page::Users { users, next } => {
+                    self.progress.add(users.len() as u64);
+                    for mut user in users {
+                        user.groups = self.memberships.groups_of(&user.username);
+                        spool.push(&user)?;
+                    }
+                    token = next;
+                    if token.is_none() {
+                        return Ok(spool);
+                    }
+                }
+                Page::TokenExpired => {
+                    restarts += 1;
+                    if restarts > MAX_RESTARTS {
+                        bail!(
+                            "listing users of {} with sub prefix {:?}: page token expired {restarts} times",
+                            self.pool_id,
+                            self.prefix
+                        );
+                    }
+                    tracing::warn!(
+                        prefix = self.prefix,
+                        "page token expired; listing this prefix again from its start"
+                    );
+                    self.progress.sub(spool.count());
+                    spool.clear()?;
+                    token = None;
+                }
+            }
+        }
+    }
+}
+
+/// Group memberships by username, for the inline `Groups` list of each record. Loaded with
+/// ListUsersInGroup (one call per 60 members of a group), never per user. A sharded backup
+/// keeps only its own users' memberships.
+pub struct Memberships {
+    groups: Vec<String>,
+    /// Absent when the pool has no groups: records then carry no `Groups` field.
+    by_user: Option<HashMap<String, Vec<u32>>>,
+}
+
+impl Memberships {
+    async fn load(
+        cognito: &Cognito,
+        pool_id: &str,
+        groups: &[GroupRecord],
+        shard: Option<Shard>,
+    ) -> Result<Memberships> {
+        let mut by_user: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, group) in groups.iter().enumerate() {
+            cognito
+                .for_each_member(pool_id, &group.name, |member| {
+                    let mine = match (shard, &member.sub) {
+                        (None, _) => true,
+                        (Some(s), Some(sub)) => s.contains_sub(sub),
+                        (Some(_), None) => false,
+                    };
+                    if mine {
+                        by_user.entry(member.username).or_default().push(i as u32);
+                    }
+                })
+                .await?;
+        }
+        Ok(Memberships {
+            groups: groups.iter().map(|g| g.name.clone()).collect(),
+            by_user: (!groups.is_empty()).then_some(by_user),
+        })
+    }
+
+    fn groups_of(&self, username: &str) -> Option<Vec<String>> {
+        let by_user = self.by_user.as_ref()?;
+        let ids = by_user.get(username).map(Vec::as_slice).unwrap_or(&[]);
+        Some(
+            ids.iter()
+                .map(|&i| self.groups[i as usize].clone())
+                .collect(),
+        )
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

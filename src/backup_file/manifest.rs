@@ -1,0 +1,58 @@
+//! The manifest beside each data file (`backup.json` → `backup.meta.json`): everything about
+//! the backup as a whole. It holds no personal data, so it stays readable when the data file is
+//! encrypted.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The version of the backup format this build writes (data file and manifest together).
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub cbr_version: String,
+    pub pool_id: String,
+    pub pool_name: String,
+    pub region: String,
+    /// `email` and/or `phone_number` when the pool's users sign in with those; their
+    /// usernames are then generated IDs.
+    #[serde(default)]
+    pub username_attributes: Vec<String>,
+    /// `"k/n"` for a sharded backup, `null` for the whole pool.
+    pub shard: Option<String>,
+    pub user_count: u64,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The data file's name (no directory), as written.
+    pub data_file: String,
+    /// SHA-256 of the data file's bytes, lower-case hex.
+    pub sha256: String,
+    /// The pool's groups; every shard of a backup carries all of them.
+    #[serde(default)]
+    pub groups: Vec<GroupRecord>,
+}
+
+/// A group definition, as ListGroups returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    pub description: Option<String>,
+    pub precedence: Option<i32>,
+    pub role_arn: Option<String>,
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,12 @@
+//! The backup file format: user records, the manifest beside them, and how both are written
+//! (atomically, mode 0600, hashed) and read (as a stream, with precise errors).
+
+pub mod manifest;
+pub mod reader;
+pub mod record;
+pub mod writer;
+
+pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
+pub use reader::for_each_record;
+pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
+pub use writer::{DataWriter, Spool, write_atomic};

@@ -1,0 +1,224 @@
+//! Reading backup files as a stream: one record at a time, whatever the file's size, with
+//! errors that name the file, the line and column of a syntax error, and the position and
+//! username of a bad record. Reads cbr's own files, the Go original's (`null` for an empty
+//! pool) and the npm tools' (one with an inline `Groups` list per user).
+
+use super::record::UserRecord;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// What reading a whole file found.
+#[derive(Debug, Clone)]
+pub struct FileSummary {
+    pub count: u64,
+    /// SHA-256 of the file's bytes, lower-case hex.
+    pub sha256: String,
+}
+
+/// Calls `each` with every record of the file at `path`, in order. `each` gets the record's
+/// 1-based position. Stops at the first error, from the file or from `each`.
+pub fn for_each_record(
+    path: &Path,
+    mut each: impl FnMut(u64, UserRecord) -> Result<()>,
+) -> Result<FileSummary> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if len == 0 {
+        bail!(
+            "{} is empty: expected a JSON array of user records",
+            path.display()
+        );
+    }
+    // Hash below the buffer: the parser reads byte by byte, the hasher sees whole blocks.
+    // The parser reads to the end of the file (trailing characters are an error), so the hash
+    // covers every byte.
+    let mut reader = BufReader::with_capacity(
+        64 * 1024,
+        HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+        },
+    );
+    let count = read_records(&mut reader, &mut each)
+        .with_context(|| format!("{} is not a valid backup", path.display()))?;
+    Ok(FileSummary {
+        count,
+        sha256: format!("{:x}", reader.into_inner().hasher.finalize()),
+    })
+}
+
+/// A reader that hashes every byte it passes on.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads the records of a JSON array (or `null`) from `reader`.
+pub fn read_records(
+    reader: impl Read,
+    each: &mut dyn FnMut(u64, UserRecord) -> Result<()>,
+) -> Result<u64> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut visitor = RecordsVisitor {
+        each,
+        failure: None,
+    };
+    let result = (&mut de).deserialize_option(&mut visitor);
+    if let Some(failure) = visitor.failure {
+        return Err(failure);
+    }
+    let count = result.map_err(describe_json_error)?;
+    de.end().map_err(describe_json_error)?;
+    Ok(count)
+}
+
+fn describe_json_error(e: serde_json::Error) -> anyhow::Error {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => anyhow!(
+            "the file ends too early at line {} column {} (truncated?)",
+            e.line(),
+            e.column()
+        ),
+        Category::Io => anyhow!("read error: {e}"),
+        _ => anyhow!("{e}"),
+    }
+}
+
+struct RecordsVisitor<'a> {
+    each: &'a mut dyn FnMut(u64, UserRecord) -> Result<()>,
+    failure: Option<anyhow::Error>,
+}
+
+impl<'de> Visitor<'de> for &mut RecordsVisitor<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of user records")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
+        Ok(0)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        let mut position = 0u64;
+        while let Some(value) = seq.next_element::<serde_json::Value>()? {
+            position += 1;
+            let outcome = parse_record(position, value).and_then(|r| (self.each)(position, r));
+            if let Err(e) = outcome {
+                self.failure = Some(e);
+                return Err(de::Error::custom("stopped"));
+            }
+        }
+        Ok(position)
+    }
+}
+
+/// Checks one record and names it in any error: its position, its username, the bad field.
+pub fn parse_record(position: u64, value: serde_json::Value) -> Result<UserRecord> {
+    let username = match value.get("Username") {
+        Some(serde_json::Value::String(u)) if !u.is_empty() => u.clone(),
+        Some(serde_json::Value::String(_)) => bail!("record {position} has an empty Username"),
+        Some(other) if !other.is_null() => {
+            bail!("record {position}: Username must be a string")
+        }
+        _ if !value.is_object() => bail!("record {position} is not a JSON object"),
+        _ => bail!("record {position} has no Username"),
+    };
+    let record: UserRecord = serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        anyhow!(
+            "record {position} (username {username:?}): field {field}: {}",
+            e.into_inner()
+        )
+    })?;
+    for attribute in &record.attributes {
+        if attribute.name.is_empty() {
+            bail!("record {position} (username {username:?}): an attribute has an empty Name");
+        }
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Vec<UserRecord>> {
+        let mut out = Vec::new();
+        read_records(text.as_bytes(), &mut |_, r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", read(text).unwrap_err())
+    }
+
+    #[test]
+    fn reads_arrays_and_null() {
+        assert!(read("null").unwrap().is_empty());
+        assert!(read("[]").unwrap().is_empty());
+        let users = read(
+            r#"[{"Username":"a","Attributes":[{"Name":"sub","Value":"x"}],"Enabled":false,
+                 "UserStatus":"CONFIRMED","Groups":["g1"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(users[0].username, "a");
+        assert_eq!(users[0].sub(), Some("x"));
+        assert!(!users[0].enabled);
+        assert_eq!(users[0].groups(), ["g1"]);
+    }
+
+    #[test]
+    fn missing_optional_fields_take_defaults() {
+        let users = read(r#"[{"Username":"a","Attributes":null,"MFAOptions":null}]"#).unwrap();
+        assert!(users[0].enabled);
+        assert!(users[0].attributes.is_empty());
+    }
+
+    #[test]
+    fn explains_bad_input() {
+        assert!(err("{}").contains("expected a JSON array"), "{}", err("{}"));
+        assert!(err("[{\"Username\":\"a\"").contains("truncated"));
+        assert!(err("nope").contains("line 1 column 1"), "{}", err("nope"));
+        assert!(err("[{}]").contains("record 1 has no Username"));
+        assert!(err("[1]").contains("record 1 is not a JSON object"));
+        assert!(err(r#"[{"Username":7}]"#).contains("must be a string"));
+        let e = err(r#"[{"Username":"a"},{"Username":"bob","Enabled":"yes"}]"#);
+        assert!(
+            e.contains("record 2 (username \"bob\"): field Enabled"),
+            "{e}"
+        );
+        let e = err(r#"[{"Username":"c","Attributes":[{"Name":"email","Value":3}]}]"#);
+        assert!(e.contains("Attributes[0].Value"), "{e}");
+        assert!(err("[] []").contains("trailing"), "{}", err("[] []"));
+    }
+}

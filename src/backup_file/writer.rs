@@ -1,0 +1,291 @@
+//! Writing backup files safely: a temporary file in the destination's directory (mode 0600)
+//! renamed into place only when complete, a SHA-256 of the bytes as they are written, and
+//! spools that hold one prefix's users until their turn in the output.
+
+use super::record::UserRecord;
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// A file written under a temporary name beside its final path and renamed into place by
+/// [`AtomicFile::commit`]. Dropped without a commit, the temporary file is removed.
+pub struct AtomicFile {
+    tmp: NamedTempFile,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // NamedTempFile creates the file with mode 0600 on Unix.
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Another handle to the temporary file, for writing.
+    pub fn reopen(&self) -> Result<File> {
+        Ok(self.tmp.as_file().try_clone()?)
+    }
+
+    /// Flushes the file to disk and renames it to its final name.
+    pub fn commit(self) -> Result<()> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        let path = self.path;
+        self.tmp
+            .persist(&path)
+            .with_context(|| format!("renaming the temporary file to {}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// Writes a small file (such as a manifest) atomically with mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = AtomicFile::create(path)?;
+    let mut f = file.reopen()?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.commit()
+}
+
+/// A writer that hashes every byte it passes on.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Formats one record as it appears in the data file: pretty-printed with two spaces, indented
+/// one level inside the array, preceded by the `,\n` that separates it from the one before.
+pub fn format_record(record: &UserRecord) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec_pretty(record)?;
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 4);
+    out.extend_from_slice(b",\n  ");
+    for &b in &body {
+        out.push(b);
+        if b == b'\n' {
+            out.extend_from_slice(b"  ");
+        }
+    }
+    Ok(out)
+}
+
+/// The data file: a JSON array of user records, written in chunks, hashed as written.
+pub struct DataWriter {
+    file: AtomicFile,
+    out: BufWriter<HashingWriter<File>>,
+    count: u64,
+}
+
+/// What a finished data file holds.
+pub struct Written {
+    pub sha256: String,
+    pub count: u64,
+}
+
+impl DataWriter {
+    pub fn create(path: &Path) -> Result<DataWriter> {
+        let file = AtomicFile::create(path)?;
+        let mut out = BufWriter::new(HashingWriter {
+            inner: file.reopen()?,
+            hasher: Sha256::new(),
+        });
+        out.write_all(b"[")?;
+        Ok(DataWriter {
+            file,
+            out,
+            count: 0,
+        })
+    }
+
+    /// Appends the records held in a spool.
+    pub fn append(&mut self, spool: &mut Spool) -> Result<()> {
+        if spool.count == 0 {
+            return Ok(());
+        }
+        spool.out.flush()?;
+        let file = spool.out.get_mut();
+        file.seek(SeekFrom::Start(0))?;
+        let mut reader = io::BufReader::new(&*file);
+        if self.count == 0 {
+            // The first record of the file has no separator before it.
+            let mut comma = [0u8; 1];
+            reader.read_exact(&mut comma)?;
+        }
+        io::copy(&mut reader, &mut self.out)
+            .with_context(|| format!("writing {}", self.file.path().display()))?;
+        self.count += spool.count;
+        Ok(())
+    }
+
+    /// Closes the array, flushes, and returns the hash and count. The file is still under its
+    /// temporary name until [`DataWriter::commit`].
+    pub fn finish(mut self) -> Result<(AtomicFile, Written)> {
+        self.out.write_all(b"\n]\n")?;
+        let inner = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.file.path().display()))?;
+        let sha256 = format!("{:x}", inner.hasher.finalize());
+        Ok((
+            self.file,
+            Written {
+                sha256,
+                count: self.count,
+            },
+        ))
+    }
+}
+
+/// One prefix's users, formatted, in an unnamed temporary file (removed by the OS when closed,
+/// even if the process is killed) until the output reaches that prefix.
+pub struct Spool {
+    out: BufWriter<File>,
+    count: u64,
+}
+
+impl Spool {
+    pub fn new(dir: &Path) -> Result<Spool> {
+        let file = tempfile::tempfile_in(dir)
+            .with_context(|| format!("creating a spool file in {}", dir.display()))?;
+        Ok(Spool {
+            out: BufWriter::new(file),
+            count: 0,
+        })
+    }
+
+    pub fn push(&mut self, record: &UserRecord) -> Result<()> {
+        self.out.write_all(&format_record(record)?)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Forgets everything written, to list the prefix again from its start.
+    pub fn clear(&mut self) -> Result<()> {
+        self.out.flush()?;
+        let file = self.out.get_mut();
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        self.count = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup_file::record::Attribute;
+
+    fn user(name: &str) -> UserRecord {
+        UserRecord {
+            attributes: vec![Attribute {
+                name: "email".into(),
+                value: Some(format!("{name}@example.org")),
+            }],
+            enabled: true,
+            mfa_options: None,
+            user_create_date: Some("2024-01-02T03:04:05.678Z".into()),
+            user_last_modified_date: Some("2024-01-02T03:04:05.678Z".into()),
+            user_status: Some("CONFIRMED".into()),
+            username: name.into(),
+            groups: None,
+        }
+    }
+
+    #[test]
+    fn spools_concatenate_into_one_array_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup.json");
+        let mut w = DataWriter::create(&path).unwrap();
+        let mut a = Spool::new(dir.path()).unwrap();
+        let mut empty = Spool::new(dir.path()).unwrap();
+        let mut b = Spool::new(dir.path()).unwrap();
+        a.push(&user("zed")).unwrap();
+        a.push(&user("amy")).unwrap();
+        b.push(&user("bob")).unwrap();
+        b.clear().unwrap();
+        b.push(&user("kim")).unwrap();
+        w.append(&mut a).unwrap();
+        w.append(&mut empty).unwrap();
+        w.append(&mut b).unwrap();
+        let (file, written) = w.finish().unwrap();
+        assert!(!path.exists(), "nothing under the final name before commit");
+        file.commit().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let users: Vec<UserRecord> = serde_json::from_slice(&bytes).unwrap();
+        let names: Vec<_> = users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["zed", "amy", "kim"]);
+        assert_eq!(written.count, 3);
+        assert_eq!(written.sha256, format!("{:x}", Sha256::digest(&bytes)));
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("[\n  {\n    \"Attributes\": ["), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Only the data file is left: spools are unnamed, the temporary name is gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn empty_backup_is_an_empty_array() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let (file, written) = DataWriter::create(&path).unwrap().finish().unwrap();
+        file.commit().unwrap();
+        let users: Vec<UserRecord> =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(users.is_empty());
+        assert_eq!(written.count, 0);
+    }
+
+    #[test]
+    fn dropped_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.json");
+        let mut w = DataWriter::create(&path).unwrap();
+        let mut s = Spool::new(dir.path()).unwrap();
+        s.push(&user("a")).unwrap();
+        w.append(&mut s).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

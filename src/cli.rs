@@ -1,0 +1,219 @@
+//! Command-line interface: the commands, their flags and help text. Doc comments here are the
+//! `--help` output. Values are checked for shape here; `main` turns them into work.
+
+use crate::shard::Shard;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cbr",
+    version,
+    about = "Back up and restore AWS Cognito user pools",
+    long_about = "Back up and restore AWS Cognito user pools.\n\n\
+        Credentials and region come from the AWS SDK's default chain (environment, shared \
+        config and profiles, SSO, IMDS) unless given as flags."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// More log detail on stderr (-v debug, -vv trace of cbr's own steps)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// AWS settings shared by every command; the AWS CLI's names.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// AWS Region (default: AWS_REGION or the profile's region)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Named profile from the shared AWS config (default: AWS_PROFILE or "default")
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Send requests to this endpoint instead of Cognito's (default: AWS_ENDPOINT_URL)
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Attempts per request before giving up on throttling, 5xx, timeouts and dropped connections
+    #[arg(long, global = true, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the user pools in the account and region
+    List(ListArgs),
+    /// Back up the users of a pool (or one shard of it) to a file
+    Backup(BackupArgs),
+    /// Restore users from backup files into a pool
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One line per pool: `id: <id> name: <name>`
+    Text,
+    /// A JSON array of `{"id", "name"}` objects
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// ID of the user pool to back up, e.g. us-east-1_AbCdEf123
+    #[arg(short, long, value_name = "ID")]
+    pub pool_id: String,
+
+    /// Output file; with --shard the index goes before the extension (backup-2.json)
+    #[arg(short, long, default_value = "backup.json", value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Back up only shard k of n (1-based), a deterministic slice of the pool by user sub
+    #[arg(long, value_name = "k/n")]
+    pub shard: Option<Shard>,
+
+    /// ListUsers requests in flight at once (1 = one at a time, like the original)
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+
+    /// Cap on ListUsers requests per second (Cognito's quota is 30, shared by the account)
+    #[arg(long, default_value_t = 30.0, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: f64,
+
+    /// No progress bar or progress lines
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PasswordMode {
+    /// Users who were CONFIRMED get a random permanent password nobody knows and stay
+    /// CONFIRMED; they sign in again through "forgot password"
+    Permanent,
+    /// Every user gets a temporary password Cognito generates (FORCE_CHANGE_PASSWORD), as the
+    /// original does; no message is sent unless --send-invitations
+    Temporary,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// ID of the user pool to restore into
+    #[arg(short, long, value_name = "ID")]
+    pub pool_id: String,
+
+    /// Backup files; several for a sharded backup (--in backup-*.json)
+    #[arg(short = 'i', long = "in", default_value = "backup.json", value_name = "FILE",
+          num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Check the files and the target pool and print what would be done; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How restored users get a password
+    #[arg(long, value_enum, default_value_t = PasswordMode::Permanent)]
+    pub password_mode: PasswordMode,
+
+    /// Let Cognito send its invitation message to each created user (default: send nothing);
+    /// needs --password-mode temporary
+    #[arg(long)]
+    pub send_invitations: bool,
+
+    /// Restore even if a file's SHA-256 or user count no longer matches its manifest
+    #[arg(long)]
+    pub ignore_checksum: bool,
+
+    /// Write the old sub → new sub map here as JSON lines (default: <input>.sub-map.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub sub_map: Option<PathBuf>,
+
+    /// Also write the summary as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Users being restored at once
+    #[arg(long, default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: u32,
+
+    /// Cap on requests per second in each Cognito quota category (default: the quotas)
+    #[arg(long, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: Option<f64>,
+
+    /// No progress bar or progress lines
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn parse_rps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.5 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a rate of at least 0.5 requests per second"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn original_flags_and_defaults() {
+        let cli = Cli::try_parse_from(["cbr", "backup", "-p", "pool", "--shard", "2/3"]).unwrap();
+        let Command::Backup(b) = cli.command else {
+            panic!("backup")
+        };
+        assert_eq!(b.out, PathBuf::from("backup.json"));
+        assert_eq!(b.shard, Some(Shard { index: 2, total: 3 }));
+        let cli = Cli::try_parse_from(["cbr", "restore", "-p", "pool"]).unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("restore")
+        };
+        assert_eq!(r.inputs, [PathBuf::from("backup.json")]);
+        assert_eq!(r.password_mode, PasswordMode::Permanent);
+        assert!(!r.send_invitations);
+    }
+
+    #[test]
+    fn global_flags_before_or_after_the_command() {
+        let a = Cli::try_parse_from(["cbr", "--region", "eu-west-1", "-v", "list"]).unwrap();
+        let b = Cli::try_parse_from(["cbr", "list", "--region", "eu-west-1", "-v"]).unwrap();
+        assert_eq!(a.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(b.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!((a.verbose, b.verbose), (1, 1));
+    }
+
+    #[test]
+    fn bad_shards_are_usage_errors() {
+        for bad in ["0/3", "4/3", "a/b", "3"] {
+            let err = Cli::try_parse_from(["cbr", "backup", "-p", "x", "--shard", bad]);
+            assert!(err.is_err(), "{bad}");
+        }
+    }
+}

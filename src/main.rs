@@ -1,0 +1,172 @@
+//! `cbr`: back up and restore AWS Cognito user pools.
+//!
+//! `main` parses the command line, sets up logging on stderr, runs the command and turns the
+//! outcome into an exit code. Everything else lives in the modules below.
+
+mod aws;
+mod backup;
+mod backup_file;
+mod cli;
+mod cognito;
+mod progress;
+mod ratelimit;
+mod restore;
+mod shard;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use cli::{Cli, Command, OutputFormat, PasswordMode};
+use cognito::{Category, Cognito};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// Exit codes: 0 success; 1 error; 2 usage error (clap); 3 restore finished with failures;
+/// 130 interrupted (Ctrl-C or SIGTERM).
+mod exit {
+    pub const ERROR: u8 = 1;
+    pub const RESTORE_INCOMPLETE: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            tracing::error!("{e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let (client, region) = aws::client(&cli.aws).await?;
+    match cli.command {
+        Command::List(args) => {
+            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| None);
+            let pools = cognito.list_pools().await?;
+            let mut out = std::io::stdout().lock();
+            match args.output {
+                OutputFormat::Text => {
+                    for p in &pools {
+                        writeln!(out, "id: {} name: {}", p.id, p.name)?;
+                    }
+                }
+                OutputFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &pools)?;
+                    writeln!(out)?;
+                }
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup(args) => {
+            let cap = args.max_rps;
+            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
+                (c == Category::UserList).then_some(cap)
+            });
+            // Dropping the backup future removes its temporary files.
+            tokio::select! {
+                result = backup::run(&cognito, &region, &args) => {
+                    let summary = result?;
+                    tracing::info!(
+                        "wrote {} users to {} (manifest {})",
+                        summary.users,
+                        summary.data.display(),
+                        summary.manifest.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                _ = interrupted() => {
+                    tracing::error!("interrupted: no backup was written");
+                    Ok(ExitCode::from(exit::INTERRUPTED))
+                }
+            }
+        }
+        Command::Restore(args) => {
+            if args.send_invitations && args.password_mode == PasswordMode::Permanent {
+                bail!("--send-invitations needs --password-mode temporary");
+            }
+            let cap = args.max_rps;
+            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
+            let report = restore::run(&cognito, &args, interrupted()).await?;
+            report.print();
+            Ok(if report.interrupted {
+                ExitCode::from(exit::INTERRUPTED)
+            } else if report.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::RESTORE_INCOMPLETE)
+            })
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs go to stderr. cbr's own events follow -v/-q; the AWS SDK and HTTP crates are held at
+/// warn (info with -vv) whatever the verbosity, because at debug and trace they print request
+/// and response bodies, which hold attribute values.
+fn init_logging(verbose: u8, quiet: bool) {
+    let own = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let others = if quiet {
+        "error"
+    } else if verbose >= 2 {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{others},cbr={own}"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose >= 2)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,120 @@
+//! Client-side request pacing: one adaptive rate limiter per Cognito quota category.
+//!
+//! Cognito's quotas are requests per second per account and Region, and over quota it answers
+//! `TooManyRequestsException`. Retrying alone bounces off the quota; pacing stays under it. The
+//! limiter hands out evenly spaced send slots at its current rate (no burst after idle time),
+//! starts at the configured ceiling, cuts the rate by 30% on each throttle and raises it again
+//! additively (about one request per second, per second) while calls succeed: the classic AIMD
+//! scheme that settles just below whatever share of the quota other clients leave free.
+//! `governor` and similar crates pace at a fixed rate; the adaptive part is why this is our own.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The slowest the limiter ever goes after throttling.
+const MIN_RPS: f64 = 0.5;
+/// The factor applied to the rate on each throttle.
+const DECREASE: f64 = 0.7;
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    max_rps: f64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    rps: f64,
+    next_slot: Option<Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(max_rps: f64) -> Self {
+        let max_rps = max_rps.max(MIN_RPS);
+        RateLimiter {
+            max_rps,
+            state: Mutex::new(State {
+                rps: max_rps,
+                next_slot: None,
+            }),
+        }
+    }
+
+    /// Waits for the next send slot.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut s = self.state.lock().expect("rate limiter lock");
+            let now = Instant::now();
+            let slot = s.next_slot.map_or(now, |next| next.max(now));
+            s.next_slot = Some(slot + Duration::from_secs_f64(1.0 / s.rps));
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// A call was throttled: slow down.
+    pub fn on_throttle(&self) {
+        let mut s = self.state.lock().expect("rate limiter lock");
+        s.rps = (s.rps * DECREASE).max(MIN_RPS);
+    }
+
+    /// A call went through: creep back up towards the ceiling.
+    pub fn on_success(&self) {
+        let mut s = self.state.lock().expect("rate limiter lock");
+        if s.rps < self.max_rps {
+            s.rps = (s.rps + 1.0 / s.rps).min(self.max_rps);
+        }
+    }
+
+    /// The current rate, in requests per second.
+    pub fn rate(&self) -> f64 {
+        self.state.lock().expect("rate limiter lock").rps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_evenly_at_the_ceiling() {
+        let limiter = RateLimiter::new(30.0);
+        let start = Instant::now();
+        for _ in 0..61 {
+            limiter.acquire().await;
+        }
+        // 61 slots at 30/s: the first at once, the last two seconds later.
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((elapsed - 2.0).abs() < 0.01, "{elapsed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_burst_after_idle() {
+        let limiter = RateLimiter::new(10.0);
+        limiter.acquire().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((elapsed - 0.2).abs() < 0.01, "{elapsed}");
+    }
+
+    #[test]
+    fn throttle_cuts_and_success_recovers() {
+        let limiter = RateLimiter::new(30.0);
+        limiter.on_throttle();
+        assert!((limiter.rate() - 21.0).abs() < 1e-9);
+        for _ in 0..10 {
+            limiter.on_throttle();
+        }
+        assert!(limiter.rate() >= MIN_RPS);
+        assert!(limiter.rate() < 1.0);
+        for _ in 0..2000 {
+            limiter.on_success();
+        }
+        assert_eq!(limiter.rate(), 30.0);
+    }
+}
