@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -193,25 +192,47 @@ class Measurement:
     timed_out: bool
 
 
+# Runs in a fresh `python3 -S` and forks the measured child itself. The child must not be
+# forked from this process: on exec Linux records the old address space's peak into the
+# new program's ru_maxrss, so a child of a 100 MB benchmark process would report at least
+# 100 MB. Forked from this small helper, the floor is its own heap, about 5 MB (the
+# summary prints it, measured on /bin/true).
+MEASURE_HELPER = r"""
+import os, sys, time
+out, err, timeout, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    fd_in = os.open(os.devnull, os.O_RDONLY)
+    fd_out = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd_err = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd_in, 0); os.dup2(fd_out, 1); os.dup2(fd_err, 2)
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os.write(2, ("cannot run " + argv[0] + "\\n").encode())
+        os._exit(127)
+import json, signal  # only after the fork: the child's floor is this process's heap then
+timed_out = []
+signal.signal(signal.SIGALRM, lambda *_: (timed_out.append(1), os.kill(pid, signal.SIGKILL)))
+signal.setitimer(signal.ITIMER_REAL, timeout)
+_, status, rusage = os.wait4(pid, 0)
+wall = time.monotonic() - started
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(json.dumps({"wall_s": wall, "exit_code": os.waitstatus_to_exitcode(status),
+                  "peak_rss_kib": rusage.ru_maxrss, "timed_out": bool(timed_out)}))
+"""
+
+
 def measure(argv, env, stdout_path, stderr_path, timeout):
-    """Run argv; wall time and the child's own peak RSS (os.wait4 on its pid)."""
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        started = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                cwd=ROOT)
-        timed_out = threading.Event()
-
-        def kill():
-            timed_out.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, rusage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Measurement(wall, proc.returncode, rusage.ru_maxrss, timed_out.is_set())
+    """Run argv; its wall time and its own peak RSS (os.wait4 on its pid, in a small helper)."""
+    helper = subprocess.run([sys.executable, "-S", "-c", MEASURE_HELPER, stdout_path,
+                             stderr_path, str(timeout), *argv],
+                            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True)
+    if helper.returncode != 0:
+        raise SystemExit(f"bench: the measuring helper failed: {helper.stderr}")
+    return Measurement(**json.loads(helper.stdout))
 
 
 def count_users(path, tool):
@@ -443,6 +464,8 @@ def main():
             if any(r.tool == "aws" for r in runs):
                 scenario.tools["aws"] = find_aws(args.aws)
             scenario.prepare(runs)
+            floor = measure(["true"], child_env(tmp), os.devnull, os.devnull, 30)
+            rss_floor_mib = floor.peak_rss_kib / 1024
             results = []
             for run in runs:
                 log(f"run {run.name}: {run.label}")
@@ -464,10 +487,13 @@ def main():
     print(table(results))
     for line in scenario.summary(results):
         print("\n" + line)
+    print(f"\n(peak RSS of `true` measured the same way: {rss_floor_mib:.1f} MiB, "
+          "the floor of the method)")
     if args.json:
         doc = {"scenario": args.scenario, "latency_ms": args.latency_ms, "users": args.users,
                "ceiling_users_per_s": CEILING_USERS_PER_S, "layer_options": env.layer_options,
                "runs": [r.to_json() for r in results],
+               "rss_floor_mib": round(rss_floor_mib, 1),
                "tools": scenario.tools, "python": platform.python_version(),
                "cpus": os.cpu_count()}
         if hasattr(scenario, "memory_json"):

@@ -208,7 +208,8 @@ mod tests {
     fn explains_bad_input() {
         assert!(err("{}").contains("expected a JSON array"), "{}", err("{}"));
         assert!(err("[{\"Username\":\"a\"").contains("truncated"));
-        assert!(err("nope").contains("line 1 column 1"), "{}", err("nope"));
+        assert!(err("nope").contains("at line 1 column"), "{}", err("nope"));
+        assert!(err("[\n  {\"Username\": \"a\",,}]").contains("line 2 column"));
         assert!(err("[{}]").contains("record 1 has no Username"));
         assert!(err("[1]").contains("record 1 is not a JSON object"));
         assert!(err(r#"[{"Username":7}]"#).contains("must be a string"));

@@ -1,0 +1,419 @@
+//! `cbr list` and `cbr backup` end to end against moto, directly and through the AWS-like layer
+//! (strict parameters, recorded requests, injected faults).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
+fn usernames(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["Username"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn list_prints_pools_as_text_and_json() {
+    let c = client(moto()).await;
+    let name = unique("listed");
+    let id = create_pool(&c, &name, PoolSpec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = cbr(moto(), dir.path(), &["list"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l == format!("id: {id} name: {name}")),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = cbr(moto(), dir.path(), &["list", "--output", "json"]);
+    assert_ok(&out);
+    let pools: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(pools.iter().any(|p| p["id"] == id && p["name"] == name));
+}
+
+#[tokio::test]
+async fn list_pages_through_many_pools_with_max_results_60() {
+    let layer_log = tempfile::NamedTempFile::new().unwrap();
+    let layer = layer(&["--record", layer_log.path().to_str().unwrap()]);
+    let c = client(moto()).await;
+    for i in 0..65 {
+        create_pool(&c, &unique(&format!("many{i}")), PoolSpec::default()).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(&layer.url, dir.path(), &["list"]);
+    assert_ok(&out);
+    assert!(stdout(&out).lines().count() >= 65);
+    let records = recorded(layer_log.path());
+    let calls = recorded_ops(&records, "ListUserPools");
+    assert!(calls.len() >= 2, "more than one page: {calls:?}");
+    assert!(calls.iter().all(|b| b["MaxResults"] == 60), "{calls:?}");
+    assert!(
+        calls[1]["NextToken"].is_string(),
+        "second page uses the token"
+    );
+}
+
+#[tokio::test]
+async fn backup_writes_every_user_with_manifest_and_mode_0600() {
+    let c = client(moto()).await;
+    let pool = create_pool(
+        &c,
+        &unique("backup"),
+        PoolSpec {
+            custom_attributes: vec!["tenant"],
+            ..Default::default()
+        },
+    )
+    .await;
+    create_groups(&c, &pool).await;
+    let seeds = varied_users(150);
+    seed(&c, &pool, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "", "stdout carries no logs or progress");
+    assert_eq!(files_in(dir.path()), ["backup.json", "backup.meta.json"]);
+
+    let data = dir.path().join("backup.json");
+    let records = read_backup(&data);
+    assert_eq!(records.len(), 150);
+    let names: BTreeSet<String> = usernames(&records).into_iter().collect();
+    assert_eq!(names.len(), 150, "no duplicates");
+    assert_eq!(
+        names,
+        seeds
+            .iter()
+            .map(|s| s.username.clone())
+            .collect::<BTreeSet<_>>()
+    );
+    for mode in [
+        std::fs::metadata(&data).unwrap().permissions().mode(),
+        std::fs::metadata(dir.path().join("backup.meta.json"))
+            .unwrap()
+            .permissions()
+            .mode(),
+    ] {
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Each record matches its seed: attributes, state, groups, date format.
+    for s in &seeds {
+        let r = records
+            .iter()
+            .find(|r| r["Username"] == s.username)
+            .unwrap();
+        let attrs = r["Attributes"].as_array().unwrap();
+        for (n, v) in &s.attributes {
+            assert!(
+                attrs.iter().any(|a| a["Name"] == *n && a["Value"] == *v),
+                "{} lacks {n}",
+                s.username
+            );
+        }
+        assert!(attrs.iter().any(|a| a["Name"] == "sub"));
+        assert_eq!(r["Enabled"], !s.disabled);
+        let status = if s.confirmed {
+            "CONFIRMED"
+        } else {
+            "FORCE_CHANGE_PASSWORD"
+        };
+        assert_eq!(r["UserStatus"], status);
+        let mut groups: Vec<String> = r["Groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect();
+        groups.sort();
+        assert_eq!(groups, s.groups, "{}", s.username);
+        let date = r["UserCreateDate"].as_str().unwrap();
+        assert_eq!(date.len(), 24, "{date}");
+        assert!(date.ends_with('Z') && date.as_bytes()[19] == b'.', "{date}");
+        assert!(r.get("MFAOptions").is_some());
+    }
+
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("backup.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["pool_id"], pool.as_str());
+    assert_eq!(manifest["region"], REGION);
+    assert_eq!(manifest["user_count"], 150);
+    assert_eq!(manifest["shard"], Value::Null);
+    assert_eq!(manifest["data_file"], "backup.json");
+    let digest = format!("{:x}", Sha256::digest(std::fs::read(&data).unwrap()));
+    assert_eq!(manifest["sha256"], digest);
+    let groups = manifest["groups"].as_array().unwrap();
+    let admins = groups.iter().find(|g| g["name"] == "admins").unwrap();
+    assert_eq!(admins["description"], "Administrators");
+    assert_eq!(admins["precedence"], 1);
+    assert_eq!(admins["role_arn"], "arn:aws:iam::123456789012:role/admins");
+    for key in ["started_at", "finished_at", "cbr_version", "pool_name"] {
+        assert!(manifest[key].is_string(), "{key}");
+    }
+    // The manifest holds no personal data.
+    let text = std::fs::read_to_string(dir.path().join("backup.meta.json")).unwrap();
+    assert!(!text.contains("@example.org") && !text.contains("user0"));
+}
+
+#[tokio::test]
+async fn shards_together_equal_the_full_backup_and_are_disjoint() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("shards"), PoolSpec::default()).await;
+    create_groups(&c, &pool).await;
+    seed(&c, &pool, &varied_users(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "full.json"],
+    ));
+    let full = read_backup(&dir.path().join("full.json"));
+
+    let mut union: Vec<Value> = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let out = cbr(
+            moto(),
+            dir.path(),
+            &[
+                "backup",
+                "-p",
+                &pool,
+                "--out",
+                "full.json",
+                "--shard",
+                &shard,
+            ],
+        );
+        assert_ok(&out);
+        let part = read_backup(&dir.path().join(format!("full-{k}.json")));
+        assert!(!part.is_empty(), "shard {k} of 200 users is not empty");
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join(format!("full-{k}.meta.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["shard"], shard);
+        assert_eq!(manifest["user_count"], part.len());
+        union.extend(part);
+    }
+    // Disjoint, and together exactly the full backup, records identical (groups included).
+    let names = usernames(&union);
+    assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len());
+    let key = |v: &Value| v["Username"].as_str().unwrap().to_string();
+    let mut a = full.clone();
+    let mut b = union.clone();
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn output_is_the_same_whatever_the_concurrency() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("determinism"), PoolSpec::default()).await;
+    seed(&c, &pool, &varied_users(120)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "a.json"],
+    ));
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "b.json", "--concurrency", "1"],
+    ));
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "c.json", "--concurrency", "16"],
+    ));
+    let a = std::fs::read(dir.path().join("a.json")).unwrap();
+    assert_eq!(a, std::fs::read(dir.path().join("b.json")).unwrap());
+    assert_eq!(a, std::fs::read(dir.path().join("c.json")).unwrap());
+}
+
+#[tokio::test]
+async fn missing_pool_fails_clearly_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", "us-east-1_doesnotexist", "-o", "b.json"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("us-east-1_doesnotexist"), "{err}");
+    assert!(err.contains("describing user pool"), "{err}");
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn empty_pool_gives_an_empty_array() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("empty"), PoolSpec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    assert!(read_backup(&dir.path().join("backup.json")).is_empty());
+}
+
+/// The requests on the wire: page sizes, filters, no per-user calls. The layer also refuses
+/// what real Cognito refuses (Limit above 60).
+#[tokio::test]
+async fn backup_requests_use_pages_of_60_and_sub_prefix_filters() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("requests"), PoolSpec::default()).await;
+    create_groups(&c, &pool).await;
+    seed(&c, &pool, &varied_users(90)).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let layer = layer(&["--record", log.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        &layer.url,
+        dir.path(),
+        &["backup", "-p", &pool, "--shard", "2/3"],
+    ));
+
+    let records = recorded(log.path());
+    let lists = recorded_ops(&records, "ListUsers");
+    assert!(lists.iter().all(|b| b["Limit"] == 60), "{lists:?}");
+    let filters: BTreeSet<String> = lists
+        .iter()
+        .map(|b| b["Filter"].as_str().unwrap().to_string())
+        .collect();
+    // Shard 2/3 is 55-5f, 6-9, a0-a9: 25 prefixes, each queried.
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for p in (0x55..=0x5f).chain(0xa0..=0xa9) {
+        expected.insert(format!("sub ^= \"{p:02x}\""));
+    }
+    for p in 6..=9 {
+        expected.insert(format!("sub ^= \"{p:x}\""));
+    }
+    assert_eq!(filters, expected);
+    for b in recorded_ops(&records, "ListUsersInGroup") {
+        assert_eq!(b["Limit"], 60);
+    }
+    assert!(recorded_ops(&records, "AdminListGroupsForUser").is_empty());
+    assert!(recorded_ops(&records, "AdminGetUser").is_empty());
+}
+
+/// Throttling, 500s and reset connections: the backup completes with exactly the users of a
+/// fault-free one, sharded or not.
+#[tokio::test]
+async fn faults_lose_nothing() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("faults"), PoolSpec::default()).await;
+    create_groups(&c, &pool).await;
+    seed(&c, &pool, &varied_users(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "clean.json"],
+    ));
+    let clean = std::fs::read(dir.path().join("clean.json")).unwrap();
+
+    let layer = layer(&["--faults", "throttle:0.15,500:0.1,reset:0.1", "--seed", "7"]);
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &[
+            "backup",
+            "-p",
+            &pool,
+            "-o",
+            "faulty.json",
+            "--max-attempts",
+            "20",
+        ],
+    );
+    assert_ok(&out);
+    let stats = layer_stats(&layer);
+    let faults: u64 = stats["ops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|o| o["faults"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(faults >= 5, "faults were injected: {stats}");
+    assert_eq!(
+        clean,
+        std::fs::read(dir.path().join("faulty.json")).unwrap()
+    );
+
+    let mut union = Vec::new();
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        let args = [
+            "backup",
+            "-p",
+            &pool,
+            "-o",
+            "s.json",
+            "--shard",
+            &shard,
+            "--max-attempts",
+            "20",
+        ];
+        assert_ok(&cbr(&layer.url, dir.path(), &args));
+        union.extend(read_backup(&dir.path().join(format!("s-{k}.json"))));
+    }
+    let mut a = read_backup(&dir.path().join("clean.json"));
+    let key = |v: &Value| v["Username"].as_str().unwrap().to_string();
+    a.sort_by_key(key);
+    union.sort_by_key(key);
+    assert_eq!(a, union);
+}
+
+#[tokio::test]
+async fn pages_that_keep_failing_fail_the_backup_and_leave_no_file() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("failing"), PoolSpec::default()).await;
+    seed(&c, &pool, &varied_users(10)).await;
+    let layer = layer(&["--fail-always", "ListUsers"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &["backup", "-p", &pool, "--max-attempts", "3"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&pool), "{err}");
+    assert!(err.contains("sub prefix"), "{err}");
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn logs_never_show_attribute_values() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("privacy"), PoolSpec::default()).await;
+    seed(&c, &pool, &varied_users(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool, "-vv"]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(!err.is_empty());
+    assert!(!err.contains("@example.org"), "{err}");
+    assert!(!err.contains("Ñandú"), "{err}");
+    assert!(!err.contains("+1555"), "{err}");
+}
