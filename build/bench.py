@@ -83,11 +83,20 @@ class Environment:
         self.args, self.tmp, self.procs = args, tmp, []
 
     def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self):
         port = free_port()
         self.moto_url = f"http://127.0.0.1:{port}"
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, "moto.log"), "w")))
+        with open(os.path.join(self.tmp, "moto.log"), "w") as moto_log:
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL, stderr=moto_log))
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -107,7 +116,6 @@ class Environment:
             raise SystemExit("bench: the layer did not start")
         self.url = "http://" + line.split()[1]
         log(f"moto at {self.moto_url}, layer at {self.url} ({' '.join(self.layer_options)})")
-        return self
 
     def __exit__(self, *exc):
         for proc in reversed(self.procs):
@@ -117,6 +125,8 @@ class Environment:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
 
     def stats(self):
         with urllib.request.urlopen(self.url + "/_layer/stats") as r:
@@ -288,8 +298,11 @@ class Scenario:
 
     name = ""
 
-    def __init__(self, args, env, tools, tmp):
-        self.args, self.env, self.tools, self.tmp = args, env, tools, tmp
+    def __init__(self, args):
+        self.args = args
+        self.tmp = None  # the folder for outputs and logs, once made
+        self.env = None  # the Environment, once started
+        self.tools = {}  # "cbr" / "aws" -> path
         self.pools = {}  # size -> pool id
 
     def runs(self):
@@ -324,7 +337,7 @@ class Scenario:
                 tail = f.read()[-2000:].strip()
             result.note = ("timed out" if m.timed_out else f"exit code {m.exit_code}") + \
                 (f": {tail.splitlines()[-1]}" if tail else "")
-            log(f"{run.name} failed ({result.note}); stderr in {stderr_path}\n{tail}")
+            log(f"{run.name} failed ({result.note}); its stderr ends with:\n{tail}")
             return result
         try:
             result.users = self.check(run, out, stdout_path)
@@ -446,27 +459,27 @@ def main():
     p.add_argument("--keep-files", action="store_true", help="keep the outputs and logs")
     args = p.parse_args()
 
-    scenario_cls = SCENARIOS[args.scenario]
-    tmp = tempfile.mkdtemp(prefix="cbr-bench-")
+    scenario = SCENARIOS[args.scenario](args)
+    runs = scenario.runs()
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - {r.name for r in runs}
+        if unknown:
+            p.error(f"unknown runs {sorted(unknown)}; {args.scenario} has {[r.name for r in runs]}")
+        runs = [r for r in runs if r.name in wanted]
+    if any(r.tool == "cbr" for r in runs):
+        scenario.tools["cbr"] = find_cbr(args.cbr)
+    if any(r.tool == "aws" for r in runs):
+        scenario.tools["aws"] = find_aws(args.aws)
+
+    scenario.tmp = tempfile.mkdtemp(prefix="cbr-bench-")
+    results = []
     try:
-        with Environment(args, tmp) as env:
-            scenario = scenario_cls(args, env, {}, tmp)
-            runs = scenario.runs()
-            if args.only:
-                wanted = args.only.split(",")
-                unknown = set(wanted) - {r.name for r in runs}
-                if unknown:
-                    raise SystemExit(f"bench: unknown runs {sorted(unknown)}; "
-                                     f"{args.scenario} has {[r.name for r in runs]}")
-                runs = [r for r in runs if r.name in wanted]
-            if any(r.tool == "cbr" for r in runs):
-                scenario.tools["cbr"] = find_cbr(args.cbr)
-            if any(r.tool == "aws" for r in runs):
-                scenario.tools["aws"] = find_aws(args.aws)
+        with Environment(args, scenario.tmp) as env:
+            scenario.env = env
             scenario.prepare(runs)
-            floor = measure(["true"], child_env(tmp), os.devnull, os.devnull, 30)
+            floor = measure(["true"], child_env(scenario.tmp), os.devnull, os.devnull, 30)
             rss_floor_mib = floor.peak_rss_kib / 1024
-            results = []
             for run in runs:
                 log(f"run {run.name}: {run.label}")
                 result = scenario.execute(run)
@@ -478,9 +491,9 @@ def main():
                     break
     finally:
         if args.keep_files:
-            log(f"outputs and logs kept in {tmp}")
+            log(f"outputs and logs kept in {scenario.tmp}")
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(scenario.tmp, ignore_errors=True)
 
     print(f"scenario {args.scenario}: latency {args.latency_ms:g} ms per request, quotas on "
           f"(ListUsers 30/s: ceiling {CEILING_USERS_PER_S:,} users/s)\n")
@@ -491,7 +504,8 @@ def main():
           "the floor of the method)")
     if args.json:
         doc = {"scenario": args.scenario, "latency_ms": args.latency_ms, "users": args.users,
-               "ceiling_users_per_s": CEILING_USERS_PER_S, "layer_options": env.layer_options,
+               "ceiling_users_per_s": CEILING_USERS_PER_S,
+               "layer_options": scenario.env.layer_options,
                "runs": [r.to_json() for r in results],
                "rss_floor_mib": round(rss_floor_mib, 1),
                "tools": scenario.tools, "python": platform.python_version(),

@@ -361,7 +361,7 @@ class QuotaTest(LayerTest):
         throttled = [r for r in results if r[0] != 200]
         self.assertTrue(all(r == (400, "TooManyRequestsException") for r in throttled), throttled)
         self.assertGreater(len(throttled), 20)
-        self.assertTrue(6 + 6 * duration - 2 <= ok <= 6 + 6 * duration + 2, ok)
+        self.assertTrue(6 + 6 * duration - 2 <= ok <= 6 + 6 * duration + 3, ok)  # ~18
         stats = self.stats(url)["ops"]["ListUsers"]
         self.assertEqual(stats["throttled"], len(throttled))
         self.assertEqual(stats["calls"], len(results))

@@ -1,0 +1,650 @@
+//! `cbr restore` end to end against moto: a round trip that brings the pool back as it was,
+//! reruns, other tools' files, bad input refused before any write, the requests on the wire,
+//! sign-in with email, several files at once, and faults.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn tenant_pool() -> PoolSpec {
+    PoolSpec {
+        custom_attributes: vec!["tenant"],
+        ..Default::default()
+    }
+}
+
+/// old sub → new sub, from a sub map file.
+fn sub_map(path: &Path) -> BTreeMap<String, (String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["username"].as_str().unwrap().to_string(),
+                (
+                    v["old_sub"].as_str().unwrap().to_string(),
+                    v["new_sub"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// username → sub, from the pool.
+async fn subs(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_users()
+            .user_pool_id(pool)
+            .set_pagination_token(token)
+            .send()
+            .await
+            .unwrap();
+        for u in page.users() {
+            let sub = u.attributes().iter().find(|a| a.name() == "sub").unwrap();
+            out.insert(
+                u.username().unwrap().to_string(),
+                sub.value().unwrap().to_string(),
+            );
+        }
+        token = page.pagination_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+async fn user_count(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) -> usize {
+    subs(c, pool).await.len()
+}
+
+async fn group_names(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) -> Vec<String> {
+    let out = c.list_groups().user_pool_id(pool).send().await.unwrap();
+    out.groups()
+        .iter()
+        .map(|g| g.group_name().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique("source"), tenant_pool()).await;
+    create_groups(&c, &source).await;
+    seed(&c, &source, &varied_users(80)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+
+    let target = create_pool(&c, &unique("target"), tenant_pool()).await;
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "--report", "report.json"],
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "");
+    let summary = stderr(&out);
+    assert!(
+        summary.contains("created                            80"),
+        "{summary}"
+    );
+
+    // Users, attributes, enabled state, status and memberships are as they were.
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    // Groups keep their description, precedence and role.
+    let g = c
+        .get_group()
+        .user_pool_id(&target)
+        .group_name("admins")
+        .send()
+        .await
+        .unwrap();
+    let g = g.group().unwrap();
+    assert_eq!(g.description(), Some("Administrators"));
+    assert_eq!(g.precedence(), Some(1));
+    assert_eq!(g.role_arn(), Some("arn:aws:iam::123456789012:role/admins"));
+
+    // The sub map pairs each user's old and new sub.
+    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    let (old, new) = (subs(&c, &source).await, subs(&c, &target).await);
+    assert_eq!(map.len(), 80);
+    for (username, (old_sub, new_sub)) in &map {
+        assert_eq!(&old[username], old_sub);
+        assert_eq!(&new[username], new_sub);
+        assert_ne!(old_sub, new_sub);
+    }
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["created"], 80);
+    let disabled = varied_users(80).iter().filter(|s| s.disabled).count();
+    assert_eq!(report["disabled"], disabled);
+    assert_eq!(report["confirmed_with_random_password"], 40);
+    assert_eq!(report["groups_created"], 2);
+    assert_eq!(report["failed"].as_array().unwrap().len(), 0);
+
+    // Again: nothing new, exit 0, the same pool, a complete sub map.
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "--report", "again.json"],
+    );
+    assert_ok(&out);
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("again.json")).unwrap()).unwrap();
+    assert_eq!(again["created"], 0);
+    assert_eq!(again["already_present"], 80);
+    assert_eq!(again["groups_already_present"], 2);
+    assert_eq!(again["confirmed_with_random_password"], 0);
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    assert_eq!(sub_map(&dir.path().join("backup.sub-map.jsonl")), map);
+}
+
+/// What moto accepts but Cognito rejects, checked on the wire: no `sub` or `identities`, and
+/// `MessageAction=SUPPRESS` on every AdminCreateUser. The layer refuses `sub` as Cognito does.
+#[tokio::test]
+async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("wire"), tenant_pool()).await;
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let layer = layer(&["--record", log.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("go-original/backup.json", dir.path());
+    // A native user that once had a Google identity linked.
+    let linked = r#"[{"Username":"linked","UserStatus":"CONFIRMED","Attributes":[
+        {"Name":"sub","Value":"0b0c2f36-3a1f-4cde-9c52-0d3c50f5e9aa"},
+        {"Name":"email","Value":"linked@example.org"},
+        {"Name":"identities","Value":"[{\"providerName\":\"Google\"}]"}]}]"#;
+    std::fs::write(dir.path().join("linked.json"), linked).unwrap();
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            file.to_str().unwrap(),
+            "linked.json",
+            "--report",
+            "r.json",
+        ],
+    );
+    assert_ok(&out);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["lost_federated_link"], 1);
+    let records = recorded(log.path());
+    let creates = recorded_ops(&records, "AdminCreateUser");
+    assert_eq!(creates.len(), 13, "13 + 1 users, one federated");
+    for body in creates {
+        assert_eq!(body["MessageAction"], "SUPPRESS");
+        assert!(body.get("TemporaryPassword").is_none());
+        for a in body["UserAttributes"].as_array().unwrap() {
+            assert_ne!(a["Name"], "sub");
+            assert_ne!(a["Name"], "identities");
+        }
+    }
+    for body in recorded_ops(&records, "AdminSetUserPassword") {
+        assert_eq!(body["Permanent"], true);
+        assert!(body["Password"].as_str().unwrap().len() >= 32);
+    }
+    // The password never reaches the logs or the summary.
+    let passwords: Vec<String> = recorded_ops(&records, "AdminSetUserPassword")
+        .iter()
+        .map(|b| b["Password"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!passwords.is_empty());
+    for p in &passwords {
+        assert!(!stderr(&out).contains(p.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn reads_the_go_original_and_npm_files() {
+    let c = client(moto()).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The Go original's file: 13 users, one federated, one with a federated link.
+    let target = create_pool(&c, &unique("go"), tenant_pool()).await;
+    let file = fixture("go-original/backup.json", dir.path());
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            file.to_str().unwrap(),
+            "--report",
+            "go.json",
+        ],
+    );
+    assert_ok(&out);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("go.json")).unwrap()).unwrap();
+    assert_eq!(report["created"], 12);
+    assert_eq!(report["skipped"]["federated (EXTERNAL_PROVIDER)"], 1);
+    assert_eq!(
+        report["lost_federated_link"], 0,
+        "the linked user is the federated one"
+    );
+    let restored = snapshot(&c, &target).await;
+    assert_eq!(restored.len(), 12);
+    let original = read_backup(&file);
+    for r in original
+        .iter()
+        .filter(|r| r["UserStatus"] != "EXTERNAL_PROVIDER")
+    {
+        let name = r["Username"].as_str().unwrap();
+        let s = restored.iter().find(|s| s.username == name).unwrap();
+        assert_eq!(s.enabled, r["Enabled"].as_bool().unwrap(), "{name}");
+        let expected = if r["UserStatus"] == "CONFIRMED" {
+            "CONFIRMED"
+        } else {
+            "FORCE_CHANGE_PASSWORD"
+        };
+        assert_eq!(s.status, expected, "{name}");
+    }
+
+    // `null` for an empty pool.
+    let empty = create_pool(&c, &unique("go-empty"), tenant_pool()).await;
+    let file = fixture("go-original/backup-empty.json", dir.path());
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &empty, "-i", file.to_str().unwrap()],
+    ));
+    assert_eq!(user_count(&c, &empty).await, 0);
+
+    // npm, plain and with inline groups (which are created).
+    let npm = create_pool(&c, &unique("npm"), tenant_pool()).await;
+    let file = fixture("npm/backup.json", dir.path());
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &npm, "-i", file.to_str().unwrap()],
+    ));
+    assert_eq!(user_count(&c, &npm).await, 6);
+
+    let npm_groups = create_pool(&c, &unique("npm-groups"), tenant_pool()).await;
+    let file = fixture("npm/backup-with-groups.json", dir.path());
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &npm_groups, "-i", file.to_str().unwrap()],
+    ));
+    let restored = snapshot(&c, &npm_groups).await;
+    assert_eq!(restored.len(), 8);
+    for r in read_backup(&file) {
+        let s = restored
+            .iter()
+            .find(|s| s.username == r["Username"].as_str().unwrap())
+            .unwrap();
+        let mut groups: Vec<String> = r["Groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect();
+        groups.sort();
+        assert_eq!(s.groups, groups);
+    }
+}
+
+#[tokio::test]
+async fn bad_files_are_refused_before_anything_is_written() {
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("bad-input"), tenant_pool()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"[{"Username":"ok","Attributes":[{"Name":"email","Value":"ok@example.org"}],"Groups":["g"]}"#;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("empty.json", String::new(), "is empty"),
+        ("not-json.json", "hello".into(), "line 1 column"),
+        ("truncated.json", good.to_string(), "truncated"),
+        (
+            "object.json",
+            "{\"Users\": []}".into(),
+            "expected a JSON array",
+        ),
+        (
+            "no-username.json",
+            format!("{good},\n{{\"Attributes\": []}}]"),
+            "record 2 has no Username",
+        ),
+        (
+            "wrong-type.json",
+            format!("{good},\n{{\"Username\":\"bob\",\"Enabled\":\"yes\"}}]"),
+            "record 2 (username \"bob\"): field Enabled",
+        ),
+        (
+            "duplicate.json",
+            format!("{good},\n{{\"Username\":\"ok\"}}]"),
+            "appears more than once",
+        ),
+    ];
+    for (name, text, expected) in &cases {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let out = cbr(moto(), dir.path(), &["restore", "-p", &target, "-i", name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = stderr(&out);
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "-i", "missing.json"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.json"));
+    // A good file before a bad one: still nothing written.
+    std::fs::write(dir.path().join("good.json"), format!("{good}]")).unwrap();
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            "good.json",
+            "truncated.json",
+        ],
+    );
+    assert!(!out.status.success());
+    assert_eq!(user_count(&c, &target).await, 0);
+    assert!(group_names(&c, &target).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_file_is_refused_unless_overridden() {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique("sum-src"), tenant_pool()).await;
+    seed(&c, &source, &varied_users(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    let path = dir.path().join("backup.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("user00001", "user00009x")).unwrap();
+
+    let target = create_pool(&c, &unique("sum-dst"), tenant_pool()).await;
+    let out = cbr(moto(), dir.path(), &["restore", "-p", &target]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not match its manifest"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(user_count(&c, &target).await, 0);
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "--ignore-checksum"],
+    );
+    assert_ok(&out);
+    assert_eq!(user_count(&c, &target).await, 5);
+}
+
+#[tokio::test]
+async fn preflight_reports_missing_custom_attributes_and_creates_nothing() {
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("no-tenant"), PoolSpec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("npm/backup-with-groups.json", dir.path());
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "-i", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("custom:tenant"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(user_count(&c, &target).await, 0);
+    assert!(group_names(&c, &target).await.is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing() {
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("dry"), tenant_pool()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("npm/backup-with-groups.json", dir.path());
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            file.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_ok(&out);
+    assert!(stdout(&out).contains("users: 8"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("group: admins"), "{}", stdout(&out));
+    assert_eq!(user_count(&c, &target).await, 0);
+    assert!(group_names(&c, &target).await.is_empty());
+    assert_eq!(files_in(dir.path()), ["backup-with-groups.json"]);
+}
+
+#[tokio::test]
+async fn sharded_backup_restores_in_one_run_and_duplicates_are_refused() {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique("shard-src"), tenant_pool()).await;
+    create_groups(&c, &source).await;
+    seed(&c, &source, &varied_users(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        assert_ok(&cbr(
+            moto(),
+            dir.path(),
+            &["backup", "-p", &source, "--shard", &shard],
+        ));
+    }
+    let target = create_pool(&c, &unique("shard-dst"), tenant_pool()).await;
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            "backup-1.json",
+            "backup-2.json",
+            "backup-3.json",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    assert_eq!(
+        sub_map(&dir.path().join("backup-1.sub-map.jsonl")).len(),
+        60
+    );
+
+    let other = create_pool(&c, &unique("dup-dst"), tenant_pool()).await;
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &other,
+            "-i",
+            "backup-1.json",
+            "backup-1.json",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("more than once"), "{}", stderr(&out));
+    assert_eq!(user_count(&c, &other).await, 0);
+}
+
+#[tokio::test]
+async fn email_sign_in_pools_restore_by_email() {
+    let c = client(moto()).await;
+    let spec = PoolSpec {
+        sign_in_with_email: true,
+        ..Default::default()
+    };
+    let source = create_pool(&c, &unique("email-src"), spec.clone()).await;
+    let emails: Vec<String> = (0..10).map(|i| format!("person{i}@example.org")).collect();
+    let seeds: Vec<Seed> = emails
+        .iter()
+        .map(|e| {
+            let mut s = Seed::new("x");
+            s.username = e.clone();
+            s.attributes = vec![("email".into(), e.clone())];
+            s
+        })
+        .collect();
+    seed(&c, &source, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    let backup = read_backup(&dir.path().join("backup.json"));
+    assert!(
+        backup
+            .iter()
+            .all(|r| !r["Username"].as_str().unwrap().contains('@'))
+    );
+
+    // Into a pool that signs in with usernames: refused before any write.
+    let wrong = create_pool(&c, &unique("email-wrong"), PoolSpec::default()).await;
+    let out = cbr(moto(), dir.path(), &["restore", "-p", &wrong]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("sign in with email"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(user_count(&c, &wrong).await, 0);
+
+    let target = create_pool(&c, &unique("email-dst"), spec).await;
+    assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
+    let restored = snapshot(&c, &target).await;
+    let mut got: Vec<String> = restored
+        .iter()
+        .map(|s| {
+            s.attributes
+                .iter()
+                .find(|a| a.0 == "email")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, emails);
+    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    assert_eq!(map.len(), 10);
+    let new: BTreeSet<String> = subs(&c, &target).await.into_values().collect();
+    assert!(map.values().all(|(_, n)| new.contains(n)));
+    // A rerun finds every user by email.
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "--report", "r.json"],
+    );
+    assert_ok(&out);
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["already_present"], 10);
+}
+
+/// A restore cut short, then run again: every user exactly once, a complete sub map.
+#[tokio::test]
+async fn rerun_after_a_partial_restore_completes_the_sub_map() {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique("partial-src"), tenant_pool()).await;
+    create_groups(&c, &source).await;
+    seed(&c, &source, &varied_users(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &source, "-o", "all.json"],
+    ));
+    // The first half of the file, as a run that stopped halfway would have seen it.
+    let all = read_backup(&dir.path().join("all.json"));
+    let half: Vec<&Value> = all.iter().take(15).collect();
+    std::fs::write(
+        dir.path().join("half.json"),
+        serde_json::to_string(&half).unwrap(),
+    )
+    .unwrap();
+
+    let target = create_pool(&c, &unique("partial-dst"), tenant_pool()).await;
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["restore", "-p", &target, "-i", "half.json"],
+    ));
+    assert_eq!(user_count(&c, &target).await, 15);
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "-i",
+            "all.json",
+            "--sub-map",
+            "map.jsonl",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    let map = sub_map(&dir.path().join("map.jsonl"));
+    assert_eq!(map.len(), 30);
+    let new = subs(&c, &target).await;
+    for (username, (_, new_sub)) in &map {
+        assert_eq!(&new[username], new_sub);
+    }
+}
+
+/// Throttling, 500s, resets before and after the request reached the pool: every user,
+/// membership and state exactly once.
+#[tokio::test]
+async fn restore_through_faults_completes_exactly_once() {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique("rfault-src"), tenant_pool()).await;
+    create_groups(&c, &source).await;
+    seed(&c, &source, &varied_users(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+
+    let target = create_pool(&c, &unique("rfault-dst"), tenant_pool()).await;
+    let layer = layer(&[
+        "--faults",
+        "throttle:0.1,500:0.05,reset:0.05,reset_after:0.05",
+        "--seed",
+        "11",
+    ]);
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &["restore", "-p", &target, "--max-attempts", "20"],
+    );
+    assert_ok(&out);
+    let stats = layer_stats(&layer);
+    assert!(
+        stats["ops"]["AdminCreateUser"]["faults"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    assert_eq!(map.len(), 60);
+}
