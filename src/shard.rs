@@ -108,7 +108,7 @@ fn cover(mut start: u64, end: u64, d: u32) -> Vec<String> {
         let mut level = 0;
         while level < d {
             let block = 16u64.pow(level + 1);
-            if start % block != 0 || start + block > end {
+            if !start.is_multiple_of(block) || start + block > end {
                 break;
             }
             level += 1;

@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Cognito's request-rate quota categories, with their default per-second quotas.
+/// Cognito's request-rate quota categories (Cognito's own names), with their default
+/// per-second quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 pub enum Category {
     UserList,
     UserCreation,
