@@ -14,11 +14,19 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
            flight, as the original Go tool works) and `aws cognito-idp list-users` (the
            AWS CLI's own pagination) on a --users pool, plus cbr on a 1,000-user pool to
            compare peak memory at two pool sizes.
+  restore  cbr restore (default concurrency) and cbr restore --concurrency 1 (one user at a
+           time, one call at a time, as the original tool works) of a --restore-users backup,
+           each into a fresh empty pool. Restore has no single ceiling: each Cognito quota
+           category is its own bucket, so the fastest any client can go is the time the
+           busiest category needs alone (its calls / its quota per second). Each run is
+           checked against the source pool: users, enabled flags, statuses and groups.
+  all      both, one after the other, on the same moto and layer.
 
 `--only aws-cli` (or any subset of run names) checks parts without a `cbr` binary.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -38,6 +46,19 @@ LAYER = os.path.join(ROOT, "tests", "support", "aws_layer.py")
 REGION = "us-east-1"
 CEILING_USERS_PER_S = 30 * 60  # ListUsers quota × page size
 SMALL_POOL = 1_000
+
+
+def load_layer_module():
+    """tests/support/aws_layer.py as a module, for its quota table (standard library only)."""
+    spec = importlib.util.spec_from_file_location("aws_layer", LAYER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Cognito's quota categories, as the layer enforces them: category -> (requests/s, ops).
+QUOTAS = load_layer_module().QUOTAS
+CATEGORY_OF = {op: cat for cat, (_, ops) in QUOTAS.items() for op in ops}
 
 
 def log(msg):
@@ -146,17 +167,27 @@ LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", 
         "Perlman", "Torvalds"]
 
 
-def populate_pool(moto_url, name, n_users, seed=1):
-    """A pool with `n_users` varied users, created directly on moto. Returns its id."""
+def moto_client(moto_url):
+    """A boto3 Cognito client talking to moto directly (not through the layer)."""
     import boto3
     import botocore.config
-    client = boto3.client("cognito-idp", endpoint_url=moto_url, region_name=REGION,
-                          aws_access_key_id="test", aws_secret_access_key="test",
-                          config=botocore.config.Config(max_pool_connections=32,
-                                                        retries={"total_max_attempts": 3}))
-    pool_id = client.create_user_pool(PoolName=name, Schema=[
+    return boto3.client("cognito-idp", endpoint_url=moto_url, region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=botocore.config.Config(max_pool_connections=32,
+                                                      retries={"total_max_attempts": 3}))
+
+
+def create_tenant_pool(client, name):
+    """An empty pool whose schema has the custom attribute `custom:tenant`. Returns its id."""
+    return client.create_user_pool(PoolName=name, Schema=[
         {"Name": "tenant", "AttributeDataType": "String", "Mutable": True,
          "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"}}])["UserPool"]["Id"]
+
+
+def populate_pool(moto_url, name, n_users, seed=1):
+    """A pool with `n_users` varied users, created directly on moto. Returns its id."""
+    client = moto_client(moto_url)
+    pool_id = create_tenant_pool(client, name)
     rng = random.Random(seed)
     plans = []
     for i in range(n_users):
@@ -189,6 +220,87 @@ def populate_pool(moto_url, name, n_users, seed=1):
     log(f"pool {name} ({pool_id}): {n_users} users, "
         f"{sum(p[2] for p in plans)} disabled, in {time.monotonic() - started:.1f} s")
     return pool_id
+
+
+RESTORE_GROUPS = [{"GroupName": "admins", "Description": "People who run the place",
+                   "Precedence": 1},
+                  {"GroupName": "editors"}]
+SOURCE_PASSWORD = "Bench-Passw0rd!"
+
+
+def populate_restore_source(moto_url, name, n_users, seed=2):
+    """The pool a restore starts from, created directly on moto: groups `admins` (with a
+    description and precedence) and `editors`; about half the users CONFIRMED (a permanent
+    password), every 7th disabled, about 40 % in one group and 10 % in both. Returns its id
+    and its state as pool_state() reads it."""
+    client = moto_client(moto_url)
+    pool_id = create_tenant_pool(client, name)
+    for group in RESTORE_GROUPS:
+        client.create_group(UserPoolId=pool_id, **group)
+    names = [g["GroupName"] for g in RESTORE_GROUPS]
+    rng = random.Random(seed)
+    plans = []
+    for i in range(n_users):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        username = f"{first.lower()}.{last.lower()}.{i:06d}"
+        attrs = [{"Name": "email", "Value": f"{username}@example.com"},
+                 {"Name": "email_verified", "Value": rng.choice(["true", "false"])},
+                 {"Name": "given_name", "Value": first}, {"Name": "family_name", "Value": last},
+                 {"Name": "name", "Value": f"{first} {last}"},
+                 {"Name": "custom:tenant", "Value": f"tenant-{rng.randrange(12):02d}"}]
+        if rng.random() < 0.3:
+            attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
+        confirmed = rng.random() < 0.5
+        r = rng.random()
+        groups = [rng.choice(names)] if r < 0.4 else names if r < 0.5 else []
+        plans.append((username, attrs, confirmed, i % 7 == 0, groups))
+
+    def create(plan):
+        username, attrs, confirmed, disabled, groups = plan
+        client.admin_create_user(UserPoolId=pool_id, Username=username, UserAttributes=attrs,
+                                 MessageAction="SUPPRESS")
+        if confirmed:
+            client.admin_set_user_password(UserPoolId=pool_id, Username=username,
+                                           Password=SOURCE_PASSWORD, Permanent=True)
+        if disabled:
+            client.admin_disable_user(UserPoolId=pool_id, Username=username)
+        for group in groups:
+            client.admin_add_user_to_group(UserPoolId=pool_id, Username=username,
+                                           GroupName=group)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        for done, _ in enumerate(pool.map(create, plans), 1):
+            if done % 2000 == 0:
+                log(f"  {name}: {done}/{n_users} users")
+    state = pool_state(client, pool_id)
+    planned = {u: (not d, "CONFIRMED" if c else "FORCE_CHANGE_PASSWORD", frozenset(g))
+               for u, _, c, d, g in plans}
+    if state != planned:
+        raise SystemExit(f"bench: pool {name} does not hold the users it was given")
+    log(f"pool {name} ({pool_id}): {n_users} users, {sum(p[2] for p in plans)} confirmed, "
+        f"{sum(p[3] for p in plans)} disabled, {sum(len(p[4]) == 1 for p in plans)} in one "
+        f"group, {sum(len(p[4]) == 2 for p in plans)} in both, "
+        f"in {time.monotonic() - started:.1f} s")
+    return pool_id, state
+
+
+def pool_state(client, pool_id):
+    """{username: (enabled, status, frozenset of groups)}, read with ListUsers and
+    ListUsersInGroup (moto directly)."""
+    users = {}
+    for page in client.get_paginator("list_users").paginate(UserPoolId=pool_id):
+        for u in page["Users"]:
+            users[u["Username"]] = [u["Enabled"], u["UserStatus"], set()]
+    for page in client.get_paginator("list_groups").paginate(UserPoolId=pool_id):
+        for group in page["Groups"]:
+            for members in client.get_paginator("list_users_in_group").paginate(
+                    UserPoolId=pool_id, GroupName=group["GroupName"]):
+                for u in members["Users"]:
+                    users.setdefault(u["Username"], [None, None, set()])[2].add(
+                        group["GroupName"])
+    return {name: (enabled, status, frozenset(groups))
+            for name, (enabled, status, groups) in users.items()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,6 +390,7 @@ class Result:
     peak_rss_mib: float = 0.0
     throttled: int = 0
     list_users_calls: int = 0
+    ops: dict = field(default_factory=dict)  # the layer's per-op counters for the run
 
     @property
     def users_per_s(self):
@@ -331,7 +444,8 @@ class Scenario:
         stats = self.env.stats()
         result = Result(run, ok=False, wall_s=m.wall_s, peak_rss_mib=m.peak_rss_kib / 1024,
                         throttled=stats["total_throttled"],
-                        list_users_calls=stats["ops"].get("ListUsers", {}).get("calls", 0))
+                        list_users_calls=stats["ops"].get("ListUsers", {}).get("calls", 0),
+                        ops=stats["ops"])
         if m.timed_out or m.exit_code != 0:
             with open(stderr_path, errors="replace") as f:
                 tail = f.read()[-2000:].strip()
@@ -349,6 +463,16 @@ class Scenario:
 
     def summary(self, results):
         return []
+
+    def headline(self):
+        raise NotImplementedError
+
+    def table(self, results):
+        raise NotImplementedError
+
+    def to_json(self, results):
+        """This scenario's part of --json: its settings and runs."""
+        raise NotImplementedError
 
 
 class BackupScenario(Scenario):
@@ -388,6 +512,25 @@ class BackupScenario(Scenario):
                 f"{big.peak_rss_mib:.1f} MiB at {big.run.pool_size:,} users "
                 f"(× {ratio:.2f} for × {big.run.pool_size / SMALL_POOL:g} users)"]
 
+    def headline(self):
+        return (f"scenario backup: latency {self.args.latency_ms:g} ms per request, quotas on "
+                f"(ListUsers 30/s: ceiling {CEILING_USERS_PER_S:,} users/s)")
+
+    def table(self, results):
+        header = ["run", "users", "wall s", "users/s", "% ceiling", "ListUsers", "throttled",
+                  "peak RSS MiB", "ok"]
+        rows = [[r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
+                 f"{100 * r.users_per_s / CEILING_USERS_PER_S:.1f}", str(r.list_users_calls),
+                 str(r.throttled), f"{r.peak_rss_mib:.1f}", ok_cell(r)]
+                for r in results]
+        return format_table(header, rows)
+
+    def to_json(self, results):
+        return {"scenario": self.name, "users": self.args.users,
+                "ceiling_users_per_s": CEILING_USERS_PER_S,
+                "runs": [r.to_json() for r in results],
+                "memory": self.memory_json(results)}
+
     def memory_json(self, results):
         by_name = {r.run.name: r for r in results if r.ok}
         big, small = by_name.get("cbr"), by_name.get("cbr-1k")
@@ -398,7 +541,202 @@ class BackupScenario(Scenario):
                 "ratio": round(big.peak_rss_mib / small.peak_rss_mib, 2)}
 
 
-SCENARIOS = {s.name: s for s in [BackupScenario]}
+class RestoreScenario(Scenario):
+    name = "restore"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.client = None  # boto3 on moto directly, for setting up and checking
+        self.source = None  # the source pool's id
+        self.source_state = None  # pool_state() of the source pool
+        self.targets = {}  # run name -> the empty pool it restores into
+
+    def runs(self):
+        n = self.args.restore_users
+        return [Run("cbr-restore", f"cbr restore (default), {n:,} users", n, "cbr"),
+                Run("cbr-restore-c1", f"cbr restore --concurrency 1, {n:,} users", n, "cbr",
+                    ["--concurrency", "1"])]
+
+    def run_dir(self, run):
+        return os.path.join(self.tmp, run.name)
+
+    def prepare(self, runs):
+        """The source pool, its backup (straight from moto, not measured), and for each run
+        a copy of the backup in its own folder (the sub map goes beside it) and an empty
+        target pool with the same schema."""
+        n = self.args.restore_users
+        self.client = moto_client(self.env.moto_url)
+        self.source, self.source_state = populate_restore_source(
+            self.env.moto_url, f"bench-restore-{n}", n)
+        source_dir = os.path.join(self.tmp, "source")
+        os.makedirs(source_dir)
+        backup = os.path.join(source_dir, "backup.json")
+        started = time.monotonic()
+        done = subprocess.run([self.tools["cbr"], "backup", "-p", self.source, "-o", backup,
+                               "--endpoint-url", self.env.moto_url, "--region", REGION,
+                               "--no-progress"],
+                              env=child_env(self.tmp), cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=self.args.timeout)
+        if done.returncode != 0:
+            raise SystemExit(f"bench: backing up the source pool failed (exit code "
+                             f"{done.returncode}): {done.stderr[-2000:].strip()}")
+        records, distinct = count_users(backup, "cbr")
+        if records != n or distinct != n:
+            raise SystemExit(f"bench: the source backup holds {records} records ({distinct} "
+                             f"distinct usernames), the pool has {n}")
+        log(f"backed up {self.source} to {sorted(os.listdir(source_dir))} "
+            f"in {time.monotonic() - started:.1f} s (moto directly)")
+        for run in runs:
+            os.makedirs(self.run_dir(run))
+            for name in os.listdir(source_dir):
+                shutil.copy2(os.path.join(source_dir, name), self.run_dir(run))
+            self.targets[run.name] = create_tenant_pool(self.client, f"bench-target-{run.name}")
+
+    def argv(self, run, out):
+        folder = self.run_dir(run)
+        return [self.tools["cbr"], "restore", "-p", self.targets[run.name],
+                "-i", os.path.join(folder, "backup.json"), "--endpoint-url", self.env.url,
+                "--region", REGION, "--no-progress",
+                "--report", os.path.join(folder, "report.json"), *run.extra]
+
+    def check(self, run, out, stdout_path):
+        """The report says nothing failed, and the target pool holds the source's users with
+        the same enabled flags, groups and statuses (CONFIRMED stays CONFIRMED; the rest are
+        FORCE_CHANGE_PASSWORD)."""
+        with open(os.path.join(self.run_dir(run), "report.json")) as f:
+            report = json.load(f)
+        problems = []
+        if report.get("failed"):
+            first = report["failed"][0]
+            problems.append(f"{len(report['failed'])} failed in the report (first: "
+                            f"{first.get('username')}: {first.get('reason')})")
+        if report.get("interrupted"):
+            problems.append("the report says it was interrupted")
+        target = pool_state(self.client, self.targets[run.name])
+        expected = {u: (enabled, "CONFIRMED" if status == "CONFIRMED" else "FORCE_CHANGE_PASSWORD",
+                        groups) for u, (enabled, status, groups) in self.source_state.items()}
+        if len(target) != len(expected):
+            problems.append(f"{len(target)} users in the target pool, {len(expected)} in the source")
+        missing = expected.keys() - target.keys()
+        if missing:
+            problems.append(f"{len(missing)} users missing (e.g. {min(missing)})")
+        extra = target.keys() - expected.keys()
+        if extra:
+            problems.append(f"{len(extra)} users not in the source (e.g. {min(extra)})")
+        for i, what in enumerate(["enabled flag", "status", "groups"]):
+            wrong = sorted(u for u in expected.keys() & target.keys()
+                           if expected[u][i] != target[u][i])
+            if wrong:
+                problems.append(f"{len(wrong)} users with the wrong {what} (e.g. {wrong[0]}: "
+                                f"{target[wrong[0]][i]!r}, not {expected[wrong[0]][i]!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return len(target)
+
+    # -- the ceiling ----------------------------------------------------------------------
+    @staticmethod
+    def categories(result):
+        """{category: {quota_per_s, calls, throttled, seconds_at_quota, ops}}, busiest first.
+        `calls` are the calls the layer answered (throttled ones are not work done); ops
+        outside every category go under "(no quota)"."""
+        cats = {}
+        for op, c in sorted(result.ops.items()):
+            cat = CATEGORY_OF.get(op, "(no quota)")
+            entry = cats.setdefault(cat, {"quota_per_s": QUOTAS[cat][0] if cat in QUOTAS else None,
+                                          "calls": 0, "throttled": 0, "ops": {}})
+            entry["calls"] += c["calls"] - c["throttled"]
+            entry["throttled"] += c["throttled"]
+            entry["ops"][op] = c["calls"] - c["throttled"]
+        for entry in cats.values():
+            rate = entry["quota_per_s"]
+            entry["seconds_at_quota"] = entry["calls"] / rate if rate else 0.0
+        return dict(sorted(cats.items(), key=lambda kv: (-kv[1]["seconds_at_quota"], kv[0])))
+
+    def ceiling(self, result):
+        """(seconds, category): the busiest category's calls / its quota — no client can do
+        the run faster under the quotas."""
+        cats = self.categories(result)
+        if not cats:
+            return 0.0, None
+        cat, entry = next(iter(cats.items()))
+        return entry["seconds_at_quota"], cat
+
+    def pct_of_ceiling(self, result):
+        seconds, _ = self.ceiling(result)
+        return 100 * seconds / result.wall_s if result.wall_s else 0.0
+
+    def headline(self):
+        quotas = ", ".join(f"{c} {r}/s" for c, (r, _) in QUOTAS.items()
+                           if c in ("UserCreation", "UserAccountRecovery", "UserUpdate"))
+        return (f"scenario restore: latency {self.args.latency_ms:g} ms per request, quotas on "
+                f"({quotas}, ...); ceiling = the busiest category's calls / its quota, "
+                f"% ceiling = ceiling / wall time")
+
+    def table(self, results):
+        header = ["run", "users", "wall s", "users/s", "ceiling s", "% ceiling",
+                  "busiest category", "calls", "throttled", "peak RSS MiB", "ok"]
+        rows = []
+        for r in results:
+            seconds, cat = self.ceiling(r)
+            busiest = self.categories(r).get(cat)
+            rows.append([r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
+                         f"{seconds:.2f}", f"{self.pct_of_ceiling(r):.1f}",
+                         f"{cat} ({busiest['calls']:,} at {busiest['quota_per_s']}/s)"
+                         if busiest else "-",
+                         f"{sum(c['calls'] - c['throttled'] for c in r.ops.values()):,}",
+                         str(r.throttled), f"{r.peak_rss_mib:.1f}", ok_cell(r)])
+        main_table = format_table(header, rows, ["<", *">" * 5, "<", *">" * 3, "<"])
+        # Calls per category (and per op), for each run: what the ceiling is made of.
+        per_run = [self.categories(r) for r in results]
+        order = []
+        for cats in per_run:
+            order += [c for c in cats if c not in order]
+        header = ["category / operation", "quota/s", *[r.run.name for r in results]]
+        rows = []
+        for cat in order:
+            rate = QUOTAS[cat][0] if cat in QUOTAS else None
+            rows.append([cat, str(rate or "-"), *[
+                (f"{cats[cat]['calls']:,} calls = {cats[cat]['seconds_at_quota']:.2f} s"
+                 if rate else f"{cats[cat]['calls']:,} calls") if cat in cats else "-"
+                for cats in per_run]])
+            ops = sorted({op for cats in per_run if cat in cats for op in cats[cat]["ops"]})
+            for op in ops:
+                rows.append([f"  {op}", "", *[f"{cats[cat]['ops'].get(op, 0):,}"
+                                              if cat in cats else "-" for cats in per_run]])
+        return (main_table + "\n\ncalls the layer answered, by quota category (throttled ones "
+                "not counted):\n\n" + format_table(header, rows, ["<", *">" * (len(header) - 1)]))
+
+    def summary(self, results):
+        lines = []
+        for r in results:
+            seconds, cat = self.ceiling(r)
+            if cat is None:
+                continue
+            entry = self.categories(r)[cat]
+            note = "" if cat == "UserUpdate" else " (not UserUpdate, the expected one)"
+            lines.append(f"{r.run.name}: busiest category {cat}{note}: {entry['calls']:,} calls "
+                         f"at {entry['quota_per_s']}/s = {seconds:.2f} s; the run took "
+                         f"{r.wall_s:.2f} s ({self.pct_of_ceiling(r):.1f} % of the ceiling)")
+        return lines
+
+    def to_json(self, results):
+        runs = []
+        for r in results:
+            seconds, cat = self.ceiling(r)
+            doc = r.to_json()
+            doc.update(pct_of_ceiling=round(self.pct_of_ceiling(r), 1),
+                       ceiling_s=round(seconds, 3), busiest_category=cat,
+                       total_calls=sum(c["calls"] - c["throttled"] for c in r.ops.values()),
+                       categories={c: dict(e, seconds_at_quota=round(e["seconds_at_quota"], 3))
+                                   for c, e in self.categories(r).items()},
+                       ops=r.ops)
+            runs.append(doc)
+        return {"scenario": self.name, "restore_users": self.args.restore_users,
+                "quotas_per_s": {c: rate for c, (rate, _) in QUOTAS.items()},
+                "runs": runs}
+
+
+SCENARIOS = {s.name: s for s in [BackupScenario, RestoreScenario]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -426,15 +764,14 @@ def find_cbr(path):
     return path
 
 
-def table(results):
-    header = ["run", "users", "wall s", "users/s", "% ceiling", "ListUsers", "throttled",
-              "peak RSS MiB", "ok"]
-    rows = [[r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
-             f"{100 * r.users_per_s / CEILING_USERS_PER_S:.1f}", str(r.list_users_calls),
-             str(r.throttled), f"{r.peak_rss_mib:.1f}", "yes" if r.ok else f"NO: {r.note}"]
-            for r in results]
+def ok_cell(result):
+    return "yes" if result.ok else f"NO: {result.note}"
+
+
+def format_table(header, rows, align=None):
+    """Columns padded to their widest cell; by default the first and last left-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    align = ["<"] + [">"] * (len(header) - 2) + ["<"]
+    align = align or ["<"] + [">"] * (len(header) - 2) + ["<"]
     lines = []
     for row in [header, ["-" * w for w in widths], *rows]:
         lines.append("  ".join(f"{c:{a}{w}}" for c, a, w in zip(row, align, widths)).rstrip())
@@ -444,13 +781,18 @@ def table(results):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="backup")
+    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="backup",
+                   help="what to run (default: %(default)s; all: every scenario in one go)")
     p.add_argument("--cbr", default="target/release/cbr",
                    help="cbr binary (default: %(default)s, built with cargo if missing)")
     p.add_argument("--aws", help="AWS CLI to run (default: `aws` on PATH)")
     p.add_argument("--latency-ms", type=float, default=60, help="simulated round trip (default: 60)")
-    p.add_argument("--users", type=int, default=10_000, help="users in the large pool")
-    p.add_argument("--only", help="comma-separated run names (backup: cbr, cbr-c1, aws-cli, cbr-1k)")
+    p.add_argument("--users", type=int, default=10_000, help="users in the large pool (backup)")
+    p.add_argument("--restore-users", type=int, default=1_000,
+                   help="users in the pool that is backed up and restored (restore; default: "
+                        "%(default)s)")
+    p.add_argument("--only", help="comma-separated run names (backup: cbr, cbr-c1, aws-cli, "
+                                  "cbr-1k; restore: cbr-restore, cbr-restore-c1)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
@@ -459,63 +801,80 @@ def main():
     p.add_argument("--keep-files", action="store_true", help="keep the outputs and logs")
     args = p.parse_args()
 
-    scenario = SCENARIOS[args.scenario](args)
-    runs = scenario.runs()
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    plan = [(SCENARIOS[name](args), None) for name in names]
+    plan = [(scenario, scenario.runs()) for scenario, _ in plan]
     if args.only:
         wanted = args.only.split(",")
-        unknown = set(wanted) - {r.name for r in runs}
+        known = {r.name for _, runs in plan for r in runs}
+        unknown = set(wanted) - known
         if unknown:
-            p.error(f"unknown runs {sorted(unknown)}; {args.scenario} has {[r.name for r in runs]}")
-        runs = [r for r in runs if r.name in wanted]
-    if any(r.tool == "cbr" for r in runs):
-        scenario.tools["cbr"] = find_cbr(args.cbr)
-    if any(r.tool == "aws" for r in runs):
-        scenario.tools["aws"] = find_aws(args.aws)
+            p.error(f"unknown runs {sorted(unknown)}; {args.scenario} has {sorted(known)}")
+        plan = [(scenario, [r for r in runs if r.name in wanted]) for scenario, runs in plan]
+        plan = [(scenario, runs) for scenario, runs in plan if runs]
+    all_runs = [r for _, runs in plan for r in runs]
+    tools = {}
+    if any(r.tool == "cbr" for r in all_runs):
+        tools["cbr"] = find_cbr(args.cbr)
+    if any(r.tool == "aws" for r in all_runs):
+        tools["aws"] = find_aws(args.aws)
 
-    scenario.tmp = tempfile.mkdtemp(prefix="cbr-bench-")
-    results = []
+    tmp = tempfile.mkdtemp(prefix="cbr-bench-")
+    done = []  # (scenario, results), in the order run
+    stopped = False
     try:
-        with Environment(args, scenario.tmp) as env:
-            scenario.env = env
-            scenario.prepare(runs)
-            floor = measure(["true"], child_env(scenario.tmp), os.devnull, os.devnull, 30)
+        with Environment(args, tmp) as env:
+            floor = measure(["true"], child_env(tmp), os.devnull, os.devnull, 30)
             rss_floor_mib = floor.peak_rss_kib / 1024
-            for run in runs:
-                log(f"run {run.name}: {run.label}")
-                result = scenario.execute(run)
-                results.append(result)
-                log(f"  {result.wall_s:.2f} s, {result.users:,} users, "
-                    f"{result.throttled} throttled, {result.peak_rss_mib:.1f} MiB"
-                    + ("" if result.ok else f" -- FAILED: {result.note}"))
-                if not result.ok and not args.keep_going:
+            for scenario, runs in plan:
+                scenario.tools, scenario.env = tools, env
+                scenario.tmp = os.path.join(tmp, scenario.name)
+                os.makedirs(scenario.tmp)
+                log(f"scenario {scenario.name}: preparing")
+                scenario.prepare(runs)
+                results = []
+                done.append((scenario, results))
+                for run in runs:
+                    log(f"run {run.name}: {run.label}")
+                    result = scenario.execute(run)
+                    results.append(result)
+                    log(f"  {result.wall_s:.2f} s, {result.users:,} users, "
+                        f"{result.throttled} throttled, {result.peak_rss_mib:.1f} MiB"
+                        + ("" if result.ok else f" -- FAILED: {result.note}"))
+                    if not result.ok and not args.keep_going:
+                        stopped = True
+                        break
+                if stopped:
                     break
+            layer_options = env.layer_options
     finally:
         if args.keep_files:
-            log(f"outputs and logs kept in {scenario.tmp}")
+            log(f"outputs and logs kept in {tmp}")
         else:
-            shutil.rmtree(scenario.tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"scenario {args.scenario}: latency {args.latency_ms:g} ms per request, quotas on "
-          f"(ListUsers 30/s: ceiling {CEILING_USERS_PER_S:,} users/s)\n")
-    print(table(results))
-    for line in scenario.summary(results):
-        print("\n" + line)
+    for i, (scenario, results) in enumerate(done):
+        print(("\n\n" if i else "") + scenario.headline() + "\n")
+        print(scenario.table(results))
+        for line in scenario.summary(results):
+            print("\n" + line)
     print(f"\n(peak RSS of `true` measured the same way: {rss_floor_mib:.1f} MiB, "
           "the floor of the method)")
     if args.json:
-        doc = {"scenario": args.scenario, "latency_ms": args.latency_ms, "users": args.users,
-               "ceiling_users_per_s": CEILING_USERS_PER_S,
-               "layer_options": scenario.env.layer_options,
-               "runs": [r.to_json() for r in results],
-               "rss_floor_mib": round(rss_floor_mib, 1),
-               "tools": scenario.tools, "python": platform.python_version(),
-               "cpus": os.cpu_count()}
-        if hasattr(scenario, "memory_json"):
-            doc["memory"] = scenario.memory_json(results)
+        common = {"latency_ms": args.latency_ms, "layer_options": layer_options,
+                  "rss_floor_mib": round(rss_floor_mib, 1), "tools": tools,
+                  "python": platform.python_version(), "cpus": os.cpu_count()}
+        if args.scenario == "all":
+            doc = {"scenario": "all", **common,
+                   "scenarios": {s.name: s.to_json(results) for s, results in done}}
+        else:
+            doc = {**(done[0][0].to_json(done[0][1]) if done else {"scenario": args.scenario}),
+                   **common}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")
-    all_ok = len(results) == len(runs) and all(r.ok for r in results)
+    all_ok = (not stopped and sum(len(results) for _, results in done) == len(all_runs)
+              and all(r.ok for _, results in done for r in results))
     return 0 if all_ok else 1
 
 

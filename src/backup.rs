@@ -6,7 +6,10 @@
 //! Cognito returns them, whatever the concurrency and timing. Memory does not grow with the pool:
 //! a prefix's users wait for their turn on disk (unnamed temporary files), not in memory.
 
-use crate::backup_file::{DataWriter, FORMAT_VERSION, GroupRecord, Manifest, Spool, write_atomic};
+use crate::backup_file::{
+    DataWriter, Encoding, FORMAT_VERSION, GroupRecord, Manifest, Spool, load_recipients,
+    write_atomic,
+};
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page};
 use crate::progress::Progress;
@@ -45,8 +48,16 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let encoding = Encoding::new(
+        &out,
+        load_recipients(&args.recipient, &args.recipients_file)?,
+    );
+    let (compression, encryption) = (
+        encoding.gzip.then(|| "gzip".to_string()),
+        encoding.is_encrypted().then(|| "age".to_string()),
+    );
     // Fail before any listing if the file cannot be created.
-    let mut writer = DataWriter::create(&out)?;
+    let mut writer = DataWriter::create(&out, &encoding)?;
 
     let groups = cognito.list_groups(pool_id).await?;
     let memberships = Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard).await?);
@@ -117,6 +128,8 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
         finished_at: now(),
         data_file: file_name(&out),
         sha256: written.sha256,
+        compression,
+        encryption,
         groups,
     };
     file.commit()?;

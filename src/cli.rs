@@ -59,13 +59,15 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore users from backup files into a pool
     Restore(RestoreArgs),
+    /// Check that backup files are whole and, given a pool, compare them with it
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// One line per pool: `id: <id> name: <name>`
+    /// Readable text (for `list`: one line per pool, `id: <id> name: <name>`)
     Text,
-    /// A JSON array of `{"id", "name"}` objects
+    /// JSON (for `list`: an array of `{"id", "name"}` objects)
     Json,
 }
 
@@ -102,6 +104,14 @@ pub struct BackupArgs {
     /// No progress bar or progress lines
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Encrypt the data file with age to this public key (age1…); repeatable
+    #[arg(long, value_name = "AGE_PUBLIC_KEY")]
+    pub recipient: Vec<String>,
+
+    /// Encrypt the data file to every public key in this file (one a line); repeatable
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,6 +152,10 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub ignore_checksum: bool,
 
+    /// age identity file (private key) to decrypt encrypted backups; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+
     /// Write the old sub → new sub map here as JSON lines (default: <input>.sub-map.jsonl)
     #[arg(long, value_name = "FILE")]
     pub sub_map: Option<PathBuf>,
@@ -162,6 +176,31 @@ pub struct RestoreArgs {
     /// No progress bar or progress lines
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Backup files to check; for a sharded backup, any or all shards of the set
+    #[arg(short = 'i', long = "in", default_value = "backup.json", value_name = "FILE",
+          num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Also compare with this live pool: users missing, extra, or with other attributes,
+    /// state or groups
+    #[arg(short, long, value_name = "ID")]
+    pub pool_id: Option<String>,
+
+    /// age identity file (private key) to decrypt encrypted backups; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+
+    /// Output format of the result (on stdout)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Cap on ListUsers requests per second while reading the pool
+    #[arg(long, default_value_t = 30.0, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: f64,
 }
 
 fn parse_rps(s: &str) -> Result<f64, String> {

@@ -3,28 +3,21 @@
 //! `main` parses the command line, sets up logging on stderr, runs the command and turns the
 //! outcome into an exit code. Everything else lives in the modules below.
 
-mod aws;
-mod backup;
-mod backup_file;
-mod cli;
-mod cognito;
-mod progress;
-mod ratelimit;
-mod restore;
-mod shard;
-
 use anyhow::{Result, bail};
+use cbr::backup_file::load_identities;
+use cbr::cli::{Cli, Command, OutputFormat, PasswordMode};
+use cbr::cognito::{Category, Cognito};
+use cbr::{aws, backup, restore, verify};
 use clap::Parser;
-use cli::{Cli, Command, OutputFormat, PasswordMode};
-use cognito::{Category, Cognito};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Exit codes: 0 success; 1 error; 2 usage error (clap); 3 restore finished with failures;
-/// 130 interrupted (Ctrl-C or SIGTERM).
+/// Exit codes: 0 success; 1 error; 2 usage error (clap); 3 finished, but not everything is
+/// right (restore: some users failed; verify: differences found); 130 interrupted (Ctrl-C or
+/// SIGTERM).
 mod exit {
     pub const ERROR: u8 = 1;
-    pub const RESTORE_INCOMPLETE: u8 = 3;
+    pub const INCOMPLETE: u8 = 3;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -101,16 +94,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if args.send_invitations && args.password_mode == PasswordMode::Permanent {
                 bail!("--send-invitations needs --password-mode temporary");
             }
+            let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
-            let report = restore::run(&cognito, &args, interrupted()).await?;
+            let report = restore::run(&cognito, &args, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {
                 ExitCode::from(exit::INTERRUPTED)
             } else if report.succeeded() {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(exit::RESTORE_INCOMPLETE)
+                ExitCode::from(exit::INCOMPLETE)
+            })
+        }
+        Command::Verify(args) => {
+            let ids = load_identities(&args.identity)?;
+            let cap = args.max_rps;
+            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
+                (c == Category::UserList).then_some(cap)
+            });
+            let report = tokio::select! {
+                report = verify::run(&cognito, &region, &args, ids) => report?,
+                _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
+            };
+            let mut out = std::io::stdout().lock();
+            match args.output {
+                OutputFormat::Text => write!(out, "{}", report.text())?,
+                OutputFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &report)?;
+                    writeln!(out)?;
+                }
+            }
+            out.flush()?;
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(exit::INCOMPLETE)
             })
         }
     }

@@ -8,7 +8,8 @@
 //! No message reaches any user unless the operator asks for invitations.
 
 use crate::backup_file::{
-    EXTERNAL_PROVIDER, GroupRecord, Manifest, UserRecord, for_each_record, writer::AtomicFile,
+    EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, UserRecord, for_each_record, sha256_file,
+    writer::AtomicFile,
 };
 use crate::cli::{PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, CreateOutcome, PoolInfo};
@@ -50,7 +51,7 @@ struct Inventory {
 
 /// Reads every file once, checking each record, the manifests' checksums and duplicate
 /// usernames across files. Memory grows only by 16 bytes a user (a hash of each username).
-fn inventory(inputs: &[PathBuf], ignore_checksum: bool) -> Result<Inventory> {
+fn inventory(inputs: &[PathBuf], ids: &Identities, ignore_checksum: bool) -> Result<Inventory> {
     let mut inv = Inventory::default();
     let mut seen: HashSet<u128> = HashSet::new();
     let keys = (std::hash::RandomState::new(), std::hash::RandomState::new());
@@ -60,7 +61,7 @@ fn inventory(inputs: &[PathBuf], ignore_checksum: bool) -> Result<Inventory> {
             .exists()
             .then(|| Manifest::read(&manifest_path))
             .transpose()?;
-        let summary = for_each_record(path, |position, user| {
+        let count = for_each_record(path, ids, |position, user| {
             let hash = {
                 let (mut a, mut b) = (keys.0.build_hasher(), keys.1.build_hasher());
                 a.write(user.username.as_bytes());
@@ -103,21 +104,22 @@ fn inventory(inputs: &[PathBuf], ignore_checksum: bool) -> Result<Inventory> {
             Ok(())
         })?;
         if let Some(m) = manifest {
-            if m.sha256 != summary.sha256 && !ignore_checksum {
+            let sha256 = sha256_file(path)?;
+            if m.sha256 != sha256 && !ignore_checksum {
                 bail!(
                     "{} does not match its manifest {} (SHA-256 {} expected, {} found): the \
                      file was changed or damaged; pass --ignore-checksum to restore it anyway",
                     path.display(),
                     manifest_path.display(),
                     m.sha256,
-                    summary.sha256
+                    sha256
                 );
             }
-            if m.user_count != summary.count && !ignore_checksum {
+            if m.user_count != count && !ignore_checksum {
                 bail!(
                     "{} holds {} users but its manifest says {}",
                     path.display(),
-                    summary.count,
+                    count,
                     m.user_count
                 );
             }
@@ -282,11 +284,13 @@ struct SubMapLine<'a> {
 pub async fn run(
     cognito: &Cognito,
     args: &RestoreArgs,
+    ids: Identities,
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<Report> {
     let inputs = args.inputs.clone();
     let ignore_checksum = args.ignore_checksum;
-    let inv = tokio::task::spawn_blocking(move || inventory(&inputs, ignore_checksum))
+    let reader_ids = ids.clone();
+    let inv = tokio::task::spawn_blocking(move || inventory(&inputs, &ids, ignore_checksum))
         .await
         .context("checking the input files")??;
     let pool = cognito.describe_pool(&args.pool_id).await?;
@@ -340,7 +344,7 @@ pub async fn run(
     let inputs = args.inputs.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
         for path in &inputs {
-            for_each_record(path, |_, user| {
+            for_each_record(path, &reader_ids, |_, user| {
                 tx.blocking_send(user)
                     .map_err(|_| anyhow!("restore stopped"))
             })?;

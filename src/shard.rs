@@ -154,6 +154,13 @@ pub fn shard_path(path: &Path, index: u32) -> PathBuf {
     path.with_file_name(format!("{stem}-{index}{ext}"))
 }
 
+/// The path a shard file was named after: `backup-2.json` (shard 2) → `backup.json`.
+pub fn unshard_path(path: &Path, index: u32) -> Option<PathBuf> {
+    let (stem, ext) = split_extension(path);
+    let base = stem.strip_suffix(&format!("-{index}"))?;
+    Some(path.with_file_name(format!("{base}{ext}")))
+}
+
 /// The manifest beside a data file: `backup.json` → `backup.meta.json`,
 /// `backup-2.json.gz` → `backup-2.meta.json`.
 pub fn manifest_path(data: &Path) -> PathBuf {
@@ -317,6 +324,10 @@ mod tests {
         );
         assert_eq!(manifest_path(&p("b.json.gz.age")), p("b.meta.json"));
         assert_eq!(manifest_path(&p("backup")), p("backup.meta.json"));
+        for name in ["backup.json", "b", "dir/b.json.gz.age", "x.tar.gz"] {
+            assert_eq!(unshard_path(&shard_path(&p(name), 7), 7), Some(p(name)));
+        }
+        assert_eq!(unshard_path(&p("backup-2.json"), 3), None);
     }
 
     /// Numbers the prefixes of a cover at depth 8 so coverage can be checked exactly.

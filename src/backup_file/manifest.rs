@@ -27,8 +27,15 @@ pub struct Manifest {
     pub finished_at: String,
     /// The data file's name (no directory), as written.
     pub data_file: String,
-    /// SHA-256 of the data file's bytes, lower-case hex.
+    /// SHA-256 of the data file's bytes as stored (after compression and encryption),
+    /// lower-case hex.
     pub sha256: String,
+    /// `"gzip"` when the data file is gzip-compressed.
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// `"age"` when the data file is encrypted with age.
+    #[serde(default)]
+    pub encryption: Option<String>,
     /// The pool's groups; every shard of a backup carries all of them.
     #[serde(default)]
     pub groups: Vec<GroupRecord>,

@@ -1,11 +1,14 @@
 //! The backup file format: user records, the manifest beside them, and how both are written
-//! (atomically, mode 0600, hashed) and read (as a stream, with precise errors).
+//! (atomically, mode 0600, hashed, optionally gzip-compressed and age-encrypted) and read (as
+//! a stream, with precise errors).
 
+pub mod encoding;
 pub mod manifest;
 pub mod reader;
 pub mod record;
 pub mod writer;
 
+pub use encoding::{Encoding, Identities, load_identities, load_recipients, sha256_file};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
 pub use reader::for_each_record;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};

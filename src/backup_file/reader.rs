@@ -3,70 +3,25 @@
 //! username of a bad record. Reads cbr's own files, the Go original's (`null` for an empty
 //! pool) and the npm tools' (one with an inline `Groups` list per user).
 
+use super::encoding::{Identities, open};
 use super::record::UserRecord;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use sha2::{Digest, Sha256};
 use std::fmt;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
-/// What reading a whole file found.
-#[derive(Debug, Clone)]
-pub struct FileSummary {
-    pub count: u64,
-    /// SHA-256 of the file's bytes, lower-case hex.
-    pub sha256: String,
-}
-
-/// Calls `each` with every record of the file at `path`, in order. `each` gets the record's
-/// 1-based position. Stops at the first error, from the file or from `each`.
+/// Calls `each` with every record of the file at `path`, in order, and returns the count.
+/// `each` gets the record's 1-based position. Stops at the first error, from the file or from
+/// `each`. Encrypted and compressed files are recognised by their first bytes.
 pub fn for_each_record(
     path: &Path,
+    identities: &Identities,
     mut each: impl FnMut(u64, UserRecord) -> Result<()>,
-) -> Result<FileSummary> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if len == 0 {
-        bail!(
-            "{} is empty: expected a JSON array of user records",
-            path.display()
-        );
-    }
-    // Hash below the buffer: the parser reads byte by byte, the hasher sees whole blocks.
-    // The parser reads to the end of the file (trailing characters are an error), so the hash
-    // covers every byte.
-    let mut reader = BufReader::with_capacity(
-        64 * 1024,
-        HashingReader {
-            inner: file,
-            hasher: Sha256::new(),
-        },
-    );
-    let count = read_records(&mut reader, &mut each)
-        .with_context(|| format!("{} is not a valid backup", path.display()))?;
-    Ok(FileSummary {
-        count,
-        sha256: format!("{:x}", reader.into_inner().hasher.finalize()),
-    })
-}
-
-/// A reader that hashes every byte it passes on.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
+) -> Result<u64> {
+    let reader = open(path, identities)?;
+    read_records(reader, &mut each)
+        .with_context(|| format!("{} is not a valid backup", path.display()))
 }
 
 /// Reads the records of a JSON array (or `null`) from `reader`.
@@ -221,5 +176,39 @@ mod tests {
         let e = err(r#"[{"Username":"c","Attributes":[{"Name":"email","Value":3}]}]"#);
         assert!(e.contains("Attributes[0].Value"), "{e}");
         assert!(err("[] []").contains("trailing"), "{}", err("[] []"));
+    }
+
+    const VALID: &str = r#"[{"Attributes":[{"Name":"sub","Value":"5e1c"},{"Name":"email","Value":"a@b.c"}],
+        "Enabled":true,"MFAOptions":[{"AttributeName":"phone_number","DeliveryMedium":"SMS"}],
+        "UserCreateDate":"2024-01-02T03:04:05.678Z","UserStatus":"CONFIRMED","Username":"a",
+        "Groups":["g"]},{"Username":"b","Attributes":null,"MFAOptions":null}]"#;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes: an error or records, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = read_records(&bytes[..], &mut |_, _| Ok(()));
+        }
+
+        /// A valid file with bytes changed, removed or cut short: never a panic, and anything
+        /// accepted is a list of records with usernames.
+        #[test]
+        fn damaged_files_never_panic(
+            edits in proptest::collection::vec((0usize..VALID.len(), proptest::prelude::any::<u8>()), 1..6),
+            cut in 0usize..=VALID.len(),
+        ) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            for (at, b) in edits {
+                let at = at % bytes.len();
+                bytes[at] = b;
+            }
+            bytes.truncate(cut.max(1));
+            let mut names = Vec::new();
+            if read_records(&bytes[..], &mut |_, r| { names.push(r.username); Ok(()) }).is_ok() {
+                proptest::prop_assert!(names.iter().all(|n| !n.is_empty()));
+            }
+        }
     }
 }

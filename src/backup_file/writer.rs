@@ -2,6 +2,7 @@
 //! renamed into place only when complete, a SHA-256 of the bytes as they are written, and
 //! spools that hold one prefix's users until their turn in the output.
 
+use super::encoding::{Encoder, Encoding};
 use super::record::UserRecord;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -104,10 +105,11 @@ pub fn format_record(record: &UserRecord) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The data file: a JSON array of user records, written in chunks, hashed as written.
+/// The data file: a JSON array of user records, written in chunks, compressed and encrypted
+/// as its encoding says, hashed as stored.
 pub struct DataWriter {
     file: AtomicFile,
-    out: BufWriter<HashingWriter<File>>,
+    out: Encoder<HashingWriter<File>>,
     count: u64,
 }
 
@@ -118,12 +120,14 @@ pub struct Written {
 }
 
 impl DataWriter {
-    pub fn create(path: &Path) -> Result<DataWriter> {
+    pub fn create(path: &Path, encoding: &Encoding) -> Result<DataWriter> {
         let file = AtomicFile::create(path)?;
-        let mut out = BufWriter::new(HashingWriter {
+        let hashing = HashingWriter {
             inner: file.reopen()?,
             hasher: Sha256::new(),
-        });
+        };
+        let mut out = Encoder::new(hashing, encoding)
+            .with_context(|| format!("starting {}", path.display()))?;
         out.write_all(b"[")?;
         Ok(DataWriter {
             file,
@@ -158,8 +162,7 @@ impl DataWriter {
         self.out.write_all(b"\n]\n")?;
         let inner = self
             .out
-            .into_inner()
-            .map_err(|e| e.into_error())
+            .finish()
             .with_context(|| format!("writing {}", self.file.path().display()))?;
         let sha256 = format!("{:x}", inner.hasher.finalize());
         Ok((
@@ -235,7 +238,7 @@ mod tests {
     fn spools_concatenate_into_one_array_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("backup.json");
-        let mut w = DataWriter::create(&path).unwrap();
+        let mut w = DataWriter::create(&path, &Encoding::default()).unwrap();
         let mut a = Spool::new(dir.path()).unwrap();
         let mut empty = Spool::new(dir.path()).unwrap();
         let mut b = Spool::new(dir.path()).unwrap();
@@ -269,7 +272,10 @@ mod tests {
     fn empty_backup_is_an_empty_array() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
-        let (file, written) = DataWriter::create(&path).unwrap().finish().unwrap();
+        let (file, written) = DataWriter::create(&path, &Encoding::default())
+            .unwrap()
+            .finish()
+            .unwrap();
         file.commit().unwrap();
         let users: Vec<UserRecord> =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -281,7 +287,7 @@ mod tests {
     fn dropped_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
-        let mut w = DataWriter::create(&path).unwrap();
+        let mut w = DataWriter::create(&path, &Encoding::default()).unwrap();
         let mut s = Spool::new(dir.path()).unwrap();
         s.push(&user("a")).unwrap();
         w.append(&mut s).unwrap();

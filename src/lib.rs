@@ -1,0 +1,13 @@
+//! `cbr`'s library: everything but `main`, so the binary, the tests and the fuzz target share
+//! one implementation. One module owns each concept; only `cognito` calls the SDK.
+
+pub mod aws;
+pub mod backup;
+pub mod backup_file;
+pub mod cli;
+pub mod cognito;
+pub mod progress;
+pub mod ratelimit;
+pub mod restore;
+pub mod shard;
+pub mod verify;
