@@ -1,7 +1,7 @@
 //! `cbr`: back up and restore AWS Cognito user pools.
 //!
 //! `main` parses the command line, sets up logging on stderr, runs the command and turns the
-//! outcome into an exit code. Everything else lives in the modules below.
+//! outcome into an exit code. Everything else lives in the library (`src/lib.rs`).
 
 use anyhow::{Result, bail};
 use cbr::backup_file::load_identities;
@@ -77,10 +77,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 result = backup::run(&cognito, &region, &args) => {
                     let summary = result?;
                     tracing::info!(
-                        "wrote {} users to {} (manifest {})",
+                        "wrote {} users to {} (manifest {}); {} calls throttled",
                         summary.users,
                         summary.data.display(),
-                        summary.manifest.display()
+                        summary.manifest.display(),
+                        cognito.stats.throttled.load(std::sync::atomic::Ordering::Relaxed)
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -90,7 +91,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Restore(args) => {
+        Command::Restore(mut args) => {
+            args.inputs = data_files(args.inputs)?;
             if args.send_invitations && args.password_mode == PasswordMode::Permanent {
                 bail!("--send-invitations needs --password-mode temporary");
             }
@@ -107,7 +109,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(exit::INCOMPLETE)
             })
         }
-        Command::Verify(args) => {
+        Command::Verify(mut args) => {
+            args.inputs = data_files(args.inputs)?;
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
@@ -133,6 +136,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// Drops manifests from a list of inputs, so `--in backup-*.json` works as the shell expands
+/// it (the glob also matches `backup-1.meta.json`).
+fn data_files(inputs: Vec<std::path::PathBuf>) -> Result<Vec<std::path::PathBuf>> {
+    let data: Vec<_> = inputs
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+        .collect();
+    if data.is_empty() {
+        bail!("no backup data files among the inputs, only manifests (*.meta.json)");
+    }
+    Ok(data)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

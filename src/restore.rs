@@ -8,8 +8,8 @@
 //! No message reaches any user unless the operator asks for invitations.
 
 use crate::backup_file::{
-    EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, UserRecord, for_each_record, sha256_file,
-    writer::AtomicFile,
+    EXTERNAL_PROVIDER, FORMAT_VERSION, GroupRecord, Identities, Manifest, UserRecord,
+    for_each_record, sha256_file, writer::AtomicFile,
 };
 use crate::cli::{PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, CreateOutcome, PoolInfo};
@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -47,6 +48,11 @@ struct Inventory {
     usernames_are_subs: u64,
     /// Users lacking each sign-in attribute, for a target that signs in with it.
     missing: BTreeMap<String, u64>,
+    /// For the dry run: users who would get a random permanent password, be disabled, and
+    /// memberships to add.
+    confirmable: u64,
+    disabled: u64,
+    memberships: u64,
 }
 
 /// Reads every file once, checking each record, the manifests' checksums and duplicate
@@ -93,6 +99,9 @@ fn inventory(inputs: &[PathBuf], ids: &Identities, ignore_checksum: bool) -> Res
             if user.sub() == Some(user.username.as_str()) {
                 inv.usernames_are_subs += 1;
             }
+            inv.confirmable += u64::from(wants_permanent_password(&user));
+            inv.disabled += u64::from(!user.enabled);
+            inv.memberships += user.groups().len() as u64;
             for g in user.groups() {
                 inv.groups.entry(g.clone()).or_insert_with(|| GroupRecord {
                     name: g.clone(),
@@ -104,6 +113,14 @@ fn inventory(inputs: &[PathBuf], ids: &Identities, ignore_checksum: bool) -> Res
             Ok(())
         })?;
         if let Some(m) = manifest {
+            if m.format_version > FORMAT_VERSION {
+                bail!(
+                    "{} is backup format version {}; this cbr reads up to version \
+                     {FORMAT_VERSION}: use a newer cbr",
+                    path.display(),
+                    m.format_version
+                );
+            }
             let sha256 = sha256_file(path)?;
             if m.sha256 != sha256 && !ignore_checksum {
                 bail!(
@@ -196,7 +213,8 @@ pub struct Report {
     pub already_present: u64,
     pub confirmed_with_random_password: u64,
     pub disabled: u64,
-    pub memberships_added: u64,
+    /// Memberships restored (AdminAddUserToGroup is idempotent: a rerun counts them again).
+    pub memberships: u64,
     pub groups_created: u64,
     pub groups_already_present: u64,
     pub skipped: BTreeMap<String, u64>,
@@ -204,6 +222,9 @@ pub struct Report {
     pub lost_federated_link: u64,
     pub failed: Vec<Failure>,
     pub interrupted: bool,
+    /// Calls Cognito throttled, and calls retried after throttling or a transient fault.
+    pub throttled_calls: u64,
+    pub retried_calls: u64,
     pub sub_map: Option<PathBuf>,
 }
 
@@ -235,7 +256,7 @@ impl Report {
             self.confirmed_with_random_password,
         );
         line(&format!("{verb}disabled"), self.disabled);
-        line(&format!("memberships {verb}added"), self.memberships_added);
+        line(&format!("memberships {verb}restored"), self.memberships);
         line(&format!("groups {verb}created"), self.groups_created);
         line("groups already present", self.groups_already_present);
         for (reason, n) in &self.skipped {
@@ -243,6 +264,7 @@ impl Report {
         }
         line("federated link lost", self.lost_federated_link);
         line("failed", self.failed.len() as u64);
+        line("throttled calls (retried)", self.throttled_calls);
         for f in &self.failed {
             s.push_str(&format!("    {}: {}\n", f.username, f.reason));
         }
@@ -389,6 +411,8 @@ pub async fn run(
     sub_map_file.commit()?;
     let mut report = ctx.report.into_inner().expect("report lock");
     report.interrupted = was_interrupted;
+    report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
+    report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
     if !was_interrupted {
         read_result?;
     }
@@ -405,6 +429,13 @@ fn dry_run(args: &RestoreArgs, inv: &Inventory, mut report: Report) -> Result<Re
     }
     report.created = inv.users - inv.federated;
     report.groups_created = inv.groups.len() as u64;
+    report.confirmed_with_random_password = if args.password_mode == PasswordMode::Permanent {
+        inv.confirmable
+    } else {
+        0
+    };
+    report.disabled = inv.disabled;
+    report.memberships = inv.memberships;
     write_report(args, &report)?;
     Ok(report)
 }
@@ -528,9 +559,19 @@ async fn restore_user_steps(ctx: &Worker, user: &UserRecord) -> Result<()> {
     }
     r.confirmed_with_random_password += u64::from(confirmed);
     r.disabled += u64::from(disabled);
-    r.memberships_added += memberships;
+    r.memberships += memberships;
     r.lost_federated_link += u64::from(user.attribute("identities").is_some());
     Ok(())
+}
+
+/// Users who could sign in before come back CONFIRMED with a random password (in the default
+/// password mode): CONFIRMED ones, and RESET_REQUIRED or COMPROMISED ones, whose reset would
+/// otherwise send them a message.
+fn wants_permanent_password(user: &UserRecord) -> bool {
+    matches!(
+        user.status(),
+        "CONFIRMED" | "RESET_REQUIRED" | "COMPROMISED"
+    )
 }
 
 /// The username to create: the backup's, or in a pool where people sign in with email or phone,
