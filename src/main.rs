@@ -67,7 +67,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Backup(args) => {
+        Command::Backup(mut args) => {
+            args.no_progress |= cli.quiet;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
                 (c == Category::UserList).then_some(cap)
@@ -92,6 +93,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Restore(mut args) => {
+            args.no_progress |= cli.quiet;
             args.inputs = data_files(args.inputs)?;
             if args.send_invitations && args.password_mode == PasswordMode::Permanent {
                 bail!("--send-invitations needs --password-mode temporary");

@@ -380,6 +380,50 @@ async fn faults_lose_nothing() {
     assert_eq!(a, union);
 }
 
+/// An expired page token restarts its prefix from the start: nothing lost, nothing twice.
+#[tokio::test]
+async fn expired_page_tokens_restart_the_prefix_without_duplicates() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("expiry"), PoolSpec::default()).await;
+    // Enough users for prefixes of more than one page (16 prefixes of about 75).
+    let seeds: Vec<Seed> = (0..1200).map(|i| Seed::new(&format!("u{i:05}"))).collect();
+    seed(&c, &pool, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "clean.json"],
+    ));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let layer = layer(&[
+        "--expire-tokens",
+        "3",
+        "--record",
+        log.path().to_str().unwrap(),
+    ]);
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &["backup", "-p", &pool, "-o", "expired.json"],
+    );
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("page token expired"),
+        "{}",
+        stderr(&out)
+    );
+    let records = recorded(log.path());
+    let with_token = recorded_ops(&records, "ListUsers")
+        .iter()
+        .filter(|b| b.get("PaginationToken").is_some())
+        .count();
+    assert!(with_token > 3, "pages beyond the first were listed");
+    assert_eq!(
+        std::fs::read(dir.path().join("clean.json")).unwrap(),
+        std::fs::read(dir.path().join("expired.json")).unwrap()
+    );
+}
+
 #[tokio::test]
 async fn pages_that_keep_failing_fail_the_backup_and_leave_no_file() {
     let c = client(moto()).await;

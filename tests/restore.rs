@@ -9,13 +9,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-fn tenant_pool() -> PoolSpec {
-    PoolSpec {
-        custom_attributes: vec!["tenant"],
-        ..Default::default()
-    }
-}
-
 /// old sub → new sub, from a sub map file.
 fn sub_map(path: &Path) -> BTreeMap<String, (String, String)> {
     std::fs::read_to_string(path)
@@ -254,33 +247,26 @@ async fn reads_the_go_original_and_npm_files() {
         assert_eq!(s.status, expected, "{name}");
     }
 
-    // `null` for an empty pool.
-    let empty = create_pool(&c, &unique("go-empty"), tenant_pool()).await;
-    let file = fixture("go-original/backup-empty.json", dir.path());
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &empty, "-i", file.to_str().unwrap()],
-    ));
+    // `null` for an empty pool; npm, plain and with inline groups (which are created).
+    let restore_fixture = |name: &'static str| {
+        let (c, dir) = (c.clone(), dir.path().to_path_buf());
+        async move {
+            let pool =
+                create_pool(&c, &unique(&name.replace(['/', '.'], "-")), tenant_pool()).await;
+            let file = fixture(name, &dir);
+            assert_ok(&cbr(
+                moto(),
+                &dir,
+                &["restore", "-p", &pool, "-i", file.to_str().unwrap()],
+            ));
+            (pool, file)
+        }
+    };
+    let (empty, _) = restore_fixture("go-original/backup-empty.json").await;
     assert_eq!(user_count(&c, &empty).await, 0);
-
-    // npm, plain and with inline groups (which are created).
-    let npm = create_pool(&c, &unique("npm"), tenant_pool()).await;
-    let file = fixture("npm/backup.json", dir.path());
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &npm, "-i", file.to_str().unwrap()],
-    ));
+    let (npm, _) = restore_fixture("npm/backup.json").await;
     assert_eq!(user_count(&c, &npm).await, 6);
-
-    let npm_groups = create_pool(&c, &unique("npm-groups"), tenant_pool()).await;
-    let file = fixture("npm/backup-with-groups.json", dir.path());
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &npm_groups, "-i", file.to_str().unwrap()],
-    ));
+    let (npm_groups, file) = restore_fixture("npm/backup-with-groups.json").await;
     let restored = snapshot(&c, &npm_groups).await;
     assert_eq!(restored.len(), 8);
     for r in read_backup(&file) {

@@ -37,15 +37,7 @@ fn age_cli(args: &[&str], dir: &Path) -> std::process::Output {
 
 async fn seeded_pool(name: &str, n: usize) -> (aws_sdk_cognitoidentityprovider::Client, String) {
     let c = client(moto()).await;
-    let pool = create_pool(
-        &c,
-        &unique(name),
-        PoolSpec {
-            custom_attributes: vec!["tenant"],
-            ..Default::default()
-        },
-    )
-    .await;
+    let pool = create_pool(&c, &unique(name), tenant_pool()).await;
     create_groups(&c, &pool).await;
     seed(&c, &pool, &varied_users(n)).await;
     (c, pool)
@@ -140,15 +132,7 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     assert!(out.status.success(), "{out:?}");
 
     // Restore: refused without the key, before anything is written; works with it.
-    let target = create_pool(
-        &c,
-        &unique("age-dst"),
-        PoolSpec {
-            custom_attributes: vec!["tenant"],
-            ..Default::default()
-        },
-    )
-    .await;
+    let target = create_pool(&c, &unique("age-dst"), tenant_pool()).await;
     let out = cbr(
         moto(),
         dir.path(),
@@ -274,15 +258,7 @@ async fn verify_checks_files_shards_and_the_live_pool() {
 
 /// Starts `cbr` in the background against `endpoint`.
 fn spawn_cbr(endpoint: &str, dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_cbr"))
-        .args(args)
-        .args(["--endpoint-url", endpoint, "--region", REGION])
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    cbr_command(endpoint, dir, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -335,15 +311,7 @@ async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
     let (c, pool) = seeded_pool("term-src", 60).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let target = create_pool(
-        &c,
-        &unique("term-dst"),
-        PoolSpec {
-            custom_attributes: vec!["tenant"],
-            ..Default::default()
-        },
-    )
-    .await;
+    let target = create_pool(&c, &unique("term-dst"), tenant_pool()).await;
     let layer = layer(&["--latency-ms", "200"]);
     let child = spawn_cbr(
         &layer.url,
@@ -385,15 +353,7 @@ async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
     let (c, pool) = seeded_pool("kill-src", 50).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let target = create_pool(
-        &c,
-        &unique("kill-dst"),
-        PoolSpec {
-            custom_attributes: vec!["tenant"],
-            ..Default::default()
-        },
-    )
-    .await;
+    let target = create_pool(&c, &unique("kill-dst"), tenant_pool()).await;
     let layer = layer(&["--latency-ms", "100"]);
     let mut child = spawn_cbr(
         &layer.url,

@@ -157,6 +157,14 @@ pub async fn client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// A pool with the `custom:tenant` attribute the varied users and the fixtures use.
+pub fn tenant_pool() -> PoolSpec {
+    PoolSpec {
+        custom_attributes: vec!["tenant"],
+        ..Default::default()
+    }
+}
+
 /// Options for a test pool.
 #[derive(Default, Clone)]
 pub struct PoolSpec {
@@ -380,10 +388,10 @@ pub async fn snapshot(c: &Client, pool: &str) -> Vec<Snapshot> {
     users
 }
 
-/// Runs `cbr` with dummy credentials against `endpoint`.
-pub fn cbr(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cbr"))
-        .args(args)
+/// `cbr` with dummy credentials against `endpoint`, in `dir`, ready to run.
+pub fn cbr_command(endpoint: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbr"));
+    cmd.args(args)
         .args(["--endpoint-url", endpoint, "--region", REGION])
         .current_dir(dir)
         .env_clear()
@@ -391,9 +399,13 @@ pub fn cbr(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
         .env("HOME", dir)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run cbr")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// Runs `cbr` with dummy credentials against `endpoint` and waits for it.
+pub fn cbr(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
+    cbr_command(endpoint, dir, args).output().expect("run cbr")
 }
 
 pub fn stderr(out: &Output) -> String {

@@ -12,7 +12,8 @@ must survive:
 * simulated network latency (``--latency-ms``);
 * seeded random faults (``--faults``): throttling, HTTP 500, connection resets before
   and after the request reached moto; and an op that always fails (``--fail-always``);
-* expiring pagination tokens (``--token-ttl-seconds``);
+* expiring pagination tokens (``--token-ttl-seconds``, or the first N tokens presented with
+  ``--expire-tokens N``);
 * an in-memory index that serves ListUsers itself (``--index-listings``), so that
   benchmarks on 10,000-user pools measure the client rather than moto;
 * a log of every request received (``--record``) and per-op counters
@@ -213,6 +214,7 @@ class Layer:
         self.rng = random.Random(args.seed)
         self.faults_injected = 0
         self.tokens = {}  # pagination token -> time.monotonic() when handed out
+        self.tokens_expired = 0  # tokens refused so far by --expire-tokens
         self.indexes = {}  # pool id -> PoolIndex
         self.generations = {}  # pool id -> count of writes seen (guards racing loads)
         self.load_locks = {}  # pool id -> lock held while loading its index
@@ -266,6 +268,12 @@ class Layer:
             for attr in body.get("UserAttributes") or []:
                 if attr.get("Name") in ("sub", "identities"):
                     raise invalid(f"Cannot modify the non-mutable attribute {attr['Name']}")
+        if self.args.expire_tokens and any(body.get(key) for key in TOKEN_KEYS):
+            with self.lock:
+                expire = self.tokens_expired < self.args.expire_tokens
+                self.tokens_expired += expire
+            if expire:
+                raise invalid("Invalid pagination token: token has expired")
         ttl = self.args.token_ttl_seconds
         if ttl is not None:
             for key in TOKEN_KEYS:
@@ -509,6 +517,8 @@ def main(argv=None):
                    help="answer every request for OP with HTTP 500 (repeatable)")
     p.add_argument("--token-ttl-seconds", type=float,
                    help="reject pagination tokens handed out longer ago than this")
+    p.add_argument("--expire-tokens", type=int, default=0, metavar="N",
+                   help="refuse the first N requests that present a pagination token as expired")
     p.add_argument("--index-listings", action="store_true",
                    help="serve ListUsers from an in-memory index of each pool")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
