@@ -229,12 +229,20 @@ while read -r t name lk; do
         if [[ $lk != - ]]; then
             export "$(linker_var_of "$t")=$lk"
         fi
-        cargo build --release --locked --target "$t" </dev/null
+        # The host target builds into target/release, so it shares that build with
+        # `cargo build --release`; other targets build into target/<triple>/release.
+        if [[ $t == "$host" ]]; then
+            cargo build --release --locked </dev/null
+        else
+            cargo build --release --locked --target "$t" </dev/null
+        fi
     )
     ext=""
     [[ $name == *.exe ]] && ext=.exe
+    out_dir="target/$t/release"
+    [[ $t == "$host" ]] && out_dir="target/release"
     rm -f "dist/$name" "dist/$name.sha256"
-    cp "target/$t/release/cbr$ext" "dist/$name"
+    cp "$out_dir/cbr$ext" "dist/$name"
     (cd dist && sha256_line "$name" >"$name.sha256")
     built="$built $name"
 done <<<"$plan"

@@ -176,6 +176,11 @@ impl PrefixJob {
                     }
                     token = next;
                     if token.is_none() {
+                        tracing::debug!(
+                            prefix = self.prefix,
+                            users = spool.count(),
+                            "prefix listed"
+                        );
                         return Ok(spool);
                     }
                 }

@@ -30,9 +30,9 @@ impl Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
             let template = if total.is_some() {
-                "{spinner} {human_pos}/~{human_len} users {msg} [{elapsed_precise}] {per_sec} ETA {eta}"
+                "{spinner} {human_pos}/~{human_len} users {msg} [{elapsed_precise}] {per_sec:0} ETA {eta}"
             } else {
-                "{spinner} {human_pos} users {msg} [{elapsed_precise}] {per_sec}"
+                "{spinner} {human_pos} users {msg} [{elapsed_precise}] {per_sec:0}"
             };
             bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
             bar.set_message(verb);

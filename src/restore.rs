@@ -317,6 +317,11 @@ pub async fn run(
         .context("checking the input files")??;
     let pool = cognito.describe_pool(&args.pool_id).await?;
     preflight(&inv, &pool)?;
+    tracing::debug!(
+        users = inv.users,
+        groups = inv.groups.len(),
+        "input files checked; the target pool fits"
+    );
 
     let mut report = Report {
         pool_id: args.pool_id.clone(),

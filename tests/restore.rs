@@ -167,6 +167,7 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
             "linked.json",
             "--report",
             "r.json",
+            "-vv",
         ],
     );
     assert_ok(&out);
@@ -194,9 +195,13 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
         .map(|b| b["Password"].as_str().unwrap().to_string())
         .collect();
     assert!(!passwords.is_empty());
+    let log = stderr(&out);
     for p in &passwords {
-        assert!(!stderr(&out).contains(p.as_str()));
+        assert!(!log.contains(p.as_str()));
     }
+    // Nor do attribute values, even at -vv.
+    assert!(log.contains("TRACE"), "{log}");
+    assert!(!log.contains("@example.org"), "{log}");
 }
 
 #[tokio::test]

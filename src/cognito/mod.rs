@@ -114,6 +114,7 @@ impl Cognito {
         loop {
             attempt += 1;
             limiter.acquire().await;
+            tracing::trace!(?category, attempt, "sending");
             let err = match send().await {
                 Ok(out) => {
                     limiter.on_success();
