@@ -167,10 +167,7 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
 
 #[tokio::test]
 async fn shards_together_equal_the_full_backup_and_are_disjoint() {
-    let c = client(moto()).await;
-    let pool = create_pool(&c, &unique("shards"), PoolSpec::default()).await;
-    create_groups(&c, &pool).await;
-    seed(&c, &pool, &varied_users(200)).await;
+    let (_, pool) = seeded_pool("shards", 200).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(
         moto(),
@@ -276,10 +273,7 @@ async fn empty_pool_gives_an_empty_array() {
 /// what real Cognito refuses (Limit above 60).
 #[tokio::test]
 async fn backup_requests_use_pages_of_60_and_sub_prefix_filters() {
-    let c = client(moto()).await;
-    let pool = create_pool(&c, &unique("requests"), PoolSpec::default()).await;
-    create_groups(&c, &pool).await;
-    seed(&c, &pool, &varied_users(90)).await;
+    let (_, pool) = seeded_pool("requests", 90).await;
     let log = tempfile::NamedTempFile::new().unwrap();
     let layer = layer(&["--record", log.path().to_str().unwrap()]);
     let dir = tempfile::tempdir().unwrap();
@@ -316,10 +310,7 @@ async fn backup_requests_use_pages_of_60_and_sub_prefix_filters() {
 /// fault-free one, sharded or not.
 #[tokio::test]
 async fn faults_lose_nothing() {
-    let c = client(moto()).await;
-    let pool = create_pool(&c, &unique("faults"), PoolSpec::default()).await;
-    create_groups(&c, &pool).await;
-    seed(&c, &pool, &varied_users(150)).await;
+    let (_, pool) = seeded_pool("faults", 150).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(
         moto(),

@@ -67,10 +67,7 @@ async fn group_names(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) ->
 
 #[tokio::test]
 async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
-    let c = client(moto()).await;
-    let source = create_pool(&c, &unique("source"), tenant_pool()).await;
-    create_groups(&c, &source).await;
-    seed(&c, &source, &varied_users(80)).await;
+    let (c, source) = seeded_pool("source", 80).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
 
@@ -431,10 +428,7 @@ async fn dry_run_writes_nothing() {
 
 #[tokio::test]
 async fn sharded_backup_restores_in_one_run_and_duplicates_are_refused() {
-    let c = client(moto()).await;
-    let source = create_pool(&c, &unique("shard-src"), tenant_pool()).await;
-    create_groups(&c, &source).await;
-    seed(&c, &source, &varied_users(60)).await;
+    let (c, source) = seeded_pool("shard-src", 60).await;
     let dir = tempfile::tempdir().unwrap();
     for k in 1..=3 {
         let shard = format!("{k}/3");
@@ -557,10 +551,7 @@ async fn email_sign_in_pools_restore_by_email() {
 /// A restore cut short, then run again: every user exactly once, a complete sub map.
 #[tokio::test]
 async fn rerun_after_a_partial_restore_completes_the_sub_map() {
-    let c = client(moto()).await;
-    let source = create_pool(&c, &unique("partial-src"), tenant_pool()).await;
-    create_groups(&c, &source).await;
-    seed(&c, &source, &varied_users(30)).await;
+    let (c, source) = seeded_pool("partial-src", 30).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(
         moto(),
@@ -610,10 +601,7 @@ async fn rerun_after_a_partial_restore_completes_the_sub_map() {
 /// membership and state exactly once.
 #[tokio::test]
 async fn restore_through_faults_completes_exactly_once() {
-    let c = client(moto()).await;
-    let source = create_pool(&c, &unique("rfault-src"), tenant_pool()).await;
-    create_groups(&c, &source).await;
-    seed(&c, &source, &varied_users(60)).await;
+    let (c, source) = seeded_pool("rfault-src", 60).await;
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
 

@@ -35,14 +35,6 @@ fn age_cli(args: &[&str], dir: &Path) -> std::process::Output {
         .expect("the age CLI is installed (bash .ci/test installs it)")
 }
 
-async fn seeded_pool(name: &str, n: usize) -> (aws_sdk_cognitoidentityprovider::Client, String) {
-    let c = client(moto()).await;
-    let pool = create_pool(&c, &unique(name), tenant_pool()).await;
-    create_groups(&c, &pool).await;
-    seed(&c, &pool, &varied_users(n)).await;
-    (c, pool)
-}
-
 #[tokio::test]
 async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     let (c, pool) = seeded_pool("age", 25).await;

@@ -259,6 +259,15 @@ pub async fn create_groups(c: &Client, pool: &str) {
         .expect("create group");
 }
 
+/// A new pool (with `custom:tenant`), its two groups and `n` varied users.
+pub async fn seeded_pool(name: &str, n: usize) -> (Client, String) {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique(name), tenant_pool()).await;
+    create_groups(&c, &pool).await;
+    seed(&c, &pool, &varied_users(n)).await;
+    (c, pool)
+}
+
 /// Creates the users directly in moto, several at a time, and any group they name that the
 /// pool lacks.
 pub async fn seed(c: &Client, pool: &str, users: &[Seed]) {

@@ -4,12 +4,10 @@
 #![no_main]
 
 #[allow(dead_code)]
+#[path = "../../../src/backup_file"]
 mod backup_file {
-    #[path = "../../../../src/backup_file/encoding.rs"]
     pub mod encoding;
-    #[path = "../../../../src/backup_file/reader.rs"]
     pub mod reader;
-    #[path = "../../../../src/backup_file/record.rs"]
     pub mod record;
 }
 
