@@ -12,10 +12,10 @@ use crate::backup_file::{
 };
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page};
+use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
 use crate::progress::Progress;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -60,7 +60,8 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
     let mut writer = DataWriter::create(&out, &encoding)?;
 
     let groups = cognito.list_groups(pool_id).await?;
-    let memberships = Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard).await?);
+    let memberships =
+        Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard, &dir).await?);
 
     let base = args
         .shard
@@ -171,7 +172,7 @@ impl PrefixJob {
                 Page::Users { users, next } => {
                     self.progress.add(users.len() as u64);
                     for mut user in users {
-                        user.groups = self.memberships.groups_of(&user.username);
+                        user.groups = self.memberships.groups_of(&user.username)?;
                         spool.push(&user)?;
                     }
                     token = next;
@@ -207,12 +208,13 @@ impl PrefixJob {
 }
 
 /// Group memberships by username, for the inline `Groups` list of each record. Loaded with
-/// ListUsersInGroup (one call per 60 members of a group), never per user. A sharded backup
-/// keeps only its own users' memberships.
+/// ListUsersInGroup (one call per 60 members of a group), never per user, into an index whose
+/// memory does not grow with the pool (`memberships`). A sharded backup keeps only its own
+/// users' memberships.
 pub struct Memberships {
     groups: Vec<String>,
     /// Absent when the pool has no groups: records then carry no `Groups` field.
-    by_user: Option<HashMap<String, Vec<u32>>>,
+    index: Option<Index>,
 }
 
 impl Memberships {
@@ -221,8 +223,16 @@ impl Memberships {
         pool_id: &str,
         groups: &[GroupRecord],
         shard: Option<Shard>,
+        dir: &Path,
     ) -> Result<Memberships> {
-        let mut by_user: HashMap<String, Vec<u32>> = HashMap::new();
+        let names = groups.iter().map(|g| g.name.clone()).collect();
+        if groups.is_empty() {
+            return Ok(Memberships {
+                groups: names,
+                index: None,
+            });
+        }
+        let mut builder = MembershipsBuilder::new(dir, DEFAULT_CHUNK);
         for (i, group) in groups.iter().enumerate() {
             cognito
                 .for_each_member(pool_id, &group.name, |member| {
@@ -232,25 +242,28 @@ impl Memberships {
                         (Some(_), None) => false,
                     };
                     if mine {
-                        by_user.entry(member.username).or_default().push(i as u32);
+                        builder.add(&member.username, i as u32)?;
                     }
+                    Ok(())
                 })
                 .await?;
         }
         Ok(Memberships {
-            groups: groups.iter().map(|g| g.name.clone()).collect(),
-            by_user: (!groups.is_empty()).then_some(by_user),
+            groups: names,
+            index: Some(builder.finish()?),
         })
     }
 
-    fn groups_of(&self, username: &str) -> Option<Vec<String>> {
-        let by_user = self.by_user.as_ref()?;
-        let ids = by_user.get(username).map(Vec::as_slice).unwrap_or(&[]);
-        Some(
+    fn groups_of(&self, username: &str) -> Result<Option<Vec<String>>> {
+        let Some(index) = &self.index else {
+            return Ok(None);
+        };
+        let ids = index.groups_of(username)?;
+        Ok(Some(
             ids.iter()
                 .map(|&i| self.groups[i as usize].clone())
                 .collect(),
-        )
+        ))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod backup_file;
 pub mod cli;
 pub mod cognito;
+pub mod memberships;
 pub mod progress;
 pub mod ratelimit;
 pub mod restore;

@@ -165,12 +165,12 @@ impl Cognito {
         }
     }
 
-    /// Calls `each` with every member of a group, a page at a time.
+    /// Calls `each` with every member of a group, a page at a time; stops at its first error.
     pub async fn for_each_member(
         &self,
         pool_id: &str,
         group: &str,
-        mut each: impl FnMut(Member),
+        mut each: impl FnMut(Member) -> Result<()>,
     ) -> Result<()> {
         let mut token: Option<String> = None;
         loop {
@@ -190,7 +190,7 @@ impl Cognito {
                 each(Member {
                     username: user.username().unwrap_or_default().to_string(),
                     sub: attribute(user.attributes(), "sub"),
-                });
+                })?;
             }
             token = out.next_token().map(str::to_string);
             if token.is_none() {
