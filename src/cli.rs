@@ -178,7 +178,7 @@ pub struct RestoreArgs {
     pub no_progress: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     /// Backup files to check; for a sharded backup, any or all shards of the set
     #[arg(short = 'i', long = "in", default_value = "backup.json", value_name = "FILE",

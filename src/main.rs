@@ -5,7 +5,7 @@
 
 use anyhow::{Result, bail};
 use cbr::backup_file::load_identities;
-use cbr::cli::{Cli, Command, OutputFormat, PasswordMode};
+use cbr::cli::{Cli, Command, OutputFormat, PasswordMode, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
 use cbr::{aws, backup, restore, verify};
 use clap::Parser;
@@ -47,6 +47,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    // `verify` without a pool works offline: no region or credentials needed.
+    if let Command::Verify(args) = &cli.command
+        && args.pool_id.is_none()
+    {
+        let mut args = args.clone();
+        args.inputs = data_files(args.inputs)?;
+        let ids = load_identities(&args.identity)?;
+        let report = verify::run(None, &args, ids).await?;
+        return print_verify(&args, &report);
+    }
     let (client, region) = aws::client(&cli.aws).await?;
     match cli.command {
         Command::List(args) => {
@@ -119,25 +129,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (c == Category::UserList).then_some(cap)
             });
             let report = tokio::select! {
-                report = verify::run(&cognito, &region, &args, ids) => report?,
+                report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
                 _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
             };
-            let mut out = std::io::stdout().lock();
-            match args.output {
-                OutputFormat::Text => write!(out, "{}", report.text())?,
-                OutputFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &report)?;
-                    writeln!(out)?;
-                }
-            }
-            out.flush()?;
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(exit::INCOMPLETE)
-            })
+            print_verify(&args, &report)
         }
     }
+}
+
+/// Prints a verify result on stdout; exit 3 on any difference.
+fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Text => write!(out, "{}", report.text())?,
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::INCOMPLETE)
+    })
 }
 
 /// Drops manifests from a list of inputs, so `--in backup-*.json` works as the shell expands

@@ -132,9 +132,10 @@ impl VerifyReport {
     }
 }
 
+/// Checks the files; with `pool` (the client and its region, needed only with `--pool-id`),
+/// compares them with the pool too.
 pub async fn run(
-    cognito: &Cognito,
-    region: &str,
+    pool: Option<(&Cognito, &str)>,
     args: &VerifyArgs,
     ids: Identities,
 ) -> Result<VerifyReport> {
@@ -159,7 +160,7 @@ pub async fn run(
         }
     }
     report.missing_shards = missing.into_iter().collect();
-    if let Some(pool_id) = &args.pool_id {
+    if let (Some(pool_id), Some((cognito, region))) = (&args.pool_id, pool) {
         report.pool =
             Some(compare_with_pool(cognito, region, pool_id, args, &manifests, &ids).await?);
     }

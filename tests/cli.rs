@@ -114,3 +114,28 @@ fn no_region_is_a_clear_error() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn verify_without_a_pool_works_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("go.json");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/go-original/backup.json"
+    );
+    std::fs::copy(fixture, &file).unwrap();
+    // No region, no endpoint: nothing is sent anywhere.
+    let out = Command::new(env!("CARGO_BIN_EXE_cbr"))
+        .args(["verify", "-i", file.to_str().unwrap()])
+        .env_clear()
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("13 users, no manifest: parsed only"),
+        "{report}"
+    );
+    assert!(report.contains("verify: OK"), "{report}");
+}
