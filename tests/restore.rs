@@ -627,3 +627,65 @@ async fn restore_through_faults_completes_exactly_once() {
     let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
     assert_eq!(map.len(), 60);
 }
+
+/// Quotas five times smaller than Cognito's: the limiters adapt to the throttling and the
+/// restore completes; with `--max-rps` under the quota nothing is throttled at all.
+#[tokio::test]
+async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
+    let (c, source) = seeded_pool("quota-src", 25).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    // UserCreation 10/s, UserUpdate 5/s, UserAccountRecovery 6/s, UserPoolRead and
+    // UserPoolResourceUpdate 3/s; buckets of half a second.
+    let layer = layer(&["--quotas", "--quota-scale", "0.2", "--burst-seconds", "0.5"]);
+
+    let target = create_pool(&c, &unique("quota-dst"), tenant_pool()).await;
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "--report",
+            "adaptive.json",
+            "--max-attempts",
+            "20",
+        ],
+    );
+    assert_ok(&out);
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("adaptive.json")).unwrap()).unwrap();
+    let throttled = report["throttled_calls"].as_u64().unwrap();
+    assert!(
+        throttled > 0,
+        "starting at Cognito's real quotas, some calls are throttled"
+    );
+    let stats = layer_stats(&layer);
+    let total = stats["total_calls"].as_u64().unwrap();
+    assert!(
+        throttled * 2 < total,
+        "{throttled} of {total} throttled: the limiters adapt"
+    );
+
+    let target = create_pool(&c, &unique("quota-capped"), tenant_pool()).await;
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &[
+            "restore",
+            "-p",
+            &target,
+            "--report",
+            "capped.json",
+            "--max-rps",
+            "2",
+        ],
+    );
+    assert_ok(&out);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("capped.json")).unwrap()).unwrap();
+    assert_eq!(report["throttled_calls"], 0);
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+}
