@@ -222,6 +222,8 @@ pub struct Report {
     pub lost_federated_link: u64,
     pub failed: Vec<Failure>,
     pub interrupted: bool,
+    /// Reading the input stopped part way (a file changed after it was checked).
+    pub input_error: Option<String>,
     /// Calls Cognito throttled, and calls retried after throttling or a transient fault.
     pub throttled_calls: u64,
     pub retried_calls: u64,
@@ -268,6 +270,9 @@ impl Report {
         for f in &self.failed {
             s.push_str(&format!("    {}: {}\n", f.username, f.reason));
         }
+        if let Some(e) = &self.input_error {
+            s.push_str(&format!("  input stopped part way: {e}\n"));
+        }
         if self.interrupted {
             s.push_str(
                 "  interrupted: users not yet started were not restored; run again to finish\n",
@@ -280,7 +285,7 @@ impl Report {
     }
 
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && !self.interrupted
+        self.failed.is_empty() && !self.interrupted && self.input_error.is_none()
     }
 }
 
@@ -418,8 +423,9 @@ pub async fn run(
     report.interrupted = was_interrupted;
     report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
     report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
-    if !was_interrupted {
-        read_result?;
+    if !was_interrupted && let Err(e) = read_result {
+        // The files passed the checks, so this means one changed during the restore.
+        report.input_error = Some(format!("{e:#}"));
     }
     write_report(args, &report)?;
     Ok(report)
