@@ -184,6 +184,20 @@ def create_tenant_pool(client, name):
          "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"}}])["UserPool"]["Id"]
 
 
+def random_user(rng, i):
+    """The username and attributes of the i-th generated user."""
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    username = f"{first.lower()}.{last.lower()}.{i:06d}"
+    attrs = [{"Name": "email", "Value": f"{username}@example.com"},
+             {"Name": "email_verified", "Value": rng.choice(["true", "false"])},
+             {"Name": "given_name", "Value": first}, {"Name": "family_name", "Value": last},
+             {"Name": "name", "Value": f"{first} {last}"},
+             {"Name": "custom:tenant", "Value": f"tenant-{rng.randrange(12):02d}"}]
+    if rng.random() < 0.3:
+        attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
+    return username, attrs
+
+
 def populate_pool(moto_url, name, n_users, seed=1):
     """A pool with `n_users` varied users, created directly on moto. Returns its id."""
     client = moto_client(moto_url)
@@ -191,15 +205,7 @@ def populate_pool(moto_url, name, n_users, seed=1):
     rng = random.Random(seed)
     plans = []
     for i in range(n_users):
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        username = f"{first.lower()}.{last.lower()}.{i:06d}"
-        attrs = [{"Name": "email", "Value": f"{username}@example.com"},
-                 {"Name": "email_verified", "Value": rng.choice(["true", "false"])},
-                 {"Name": "given_name", "Value": first}, {"Name": "family_name", "Value": last},
-                 {"Name": "name", "Value": f"{first} {last}"},
-                 {"Name": "custom:tenant", "Value": f"tenant-{rng.randrange(12):02d}"}]
-        if rng.random() < 0.3:
-            attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
+        username, attrs = random_user(rng, i)
         plans.append((username, attrs, rng.random() < 0.05))
 
     def create(plan):
@@ -241,15 +247,7 @@ def populate_restore_source(moto_url, name, n_users, seed=2):
     rng = random.Random(seed)
     plans = []
     for i in range(n_users):
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        username = f"{first.lower()}.{last.lower()}.{i:06d}"
-        attrs = [{"Name": "email", "Value": f"{username}@example.com"},
-                 {"Name": "email_verified", "Value": rng.choice(["true", "false"])},
-                 {"Name": "given_name", "Value": first}, {"Name": "family_name", "Value": last},
-                 {"Name": "name", "Value": f"{first} {last}"},
-                 {"Name": "custom:tenant", "Value": f"tenant-{rng.randrange(12):02d}"}]
-        if rng.random() < 0.3:
-            attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
+        username, attrs = random_user(rng, i)
         confirmed = rng.random() < 0.5
         r = rng.random()
         groups = [rng.choice(names)] if r < 0.4 else names if r < 0.5 else []
