@@ -266,15 +266,13 @@ fn signal(child: &std::process::Child, sig: &str) {
 }
 
 #[tokio::test]
-async fn sigterm_during_backup_stops_promptly_and_leaves_nothing() {
+async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
     let (_c, pool) = seeded_pool("term-backup", 120).await;
     // Slow pages: the backup takes many seconds.
     let layer = layer(&["--latency-ms", "300"]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_cbr(
-        &layer.url,
-        dir.path(),
-        &[
+    for sig in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
             "backup",
             "-p",
             &pool,
@@ -282,20 +280,21 @@ async fn sigterm_during_backup_stops_promptly_and_leaves_nothing() {
             "1",
             "--concurrency",
             "1",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(child.try_wait().unwrap().is_none(), "still running");
-    let sent = Instant::now();
-    signal(&child, "-TERM");
-    let out = child.wait_with_output().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(3), "stopped promptly");
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+        ];
+        let mut child = spawn_cbr(&layer.url, dir.path(), &args);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        let sent = Instant::now();
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            sent.elapsed() < Duration::from_secs(3),
+            "{sig}: stopped promptly"
+        );
+        assert_eq!(out.status.code(), Some(130), "{sig}: {}", stderr(&out));
+        let left = files_in(dir.path());
+        assert!(left.is_empty(), "{sig}: {left:?}");
+    }
 }
 
 #[tokio::test]
