@@ -296,7 +296,7 @@ struct Worker {
     mode: PasswordMode,
     invite: bool,
     report: Mutex<Report>,
-    sub_map: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
+    sub_map: Mutex<std::io::BufWriter<std::fs::File>>,
     progress: Progress,
 }
 
@@ -363,7 +363,7 @@ pub async fn run(
         mode: args.password_mode,
         invite: args.send_invitations,
         report: Mutex::new(report),
-        sub_map: Mutex::new(Some(std::io::BufWriter::new(sub_map_file.reopen()?))),
+        sub_map: Mutex::new(std::io::BufWriter::new(sub_map_file.reopen()?)),
         progress: Progress::start(
             "restored",
             Some(inv.users - inv.federated),
@@ -415,9 +415,11 @@ pub async fn run(
     ctx.progress.finish();
 
     let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
-    if let Some(mut w) = ctx.sub_map.into_inner().expect("sub map lock") {
-        w.flush().context("writing the sub map")?;
-    }
+    ctx.sub_map
+        .into_inner()
+        .expect("sub map lock")
+        .flush()
+        .context("writing the sub map")?;
     sub_map_file.commit()?;
     let mut report = ctx.report.into_inner().expect("report lock");
     report.interrupted = was_interrupted;
@@ -559,9 +561,7 @@ async fn restore_user_steps(ctx: &Worker, user: &UserRecord) -> Result<()> {
         old_sub: user.sub(),
         new_sub: new_sub.as_deref(),
     })?;
-    if let Some(w) = ctx.sub_map.lock().expect("sub map lock").as_mut() {
-        writeln!(w, "{line}").context("writing the sub map")?;
-    }
+    writeln!(ctx.sub_map.lock().expect("sub map lock"), "{line}").context("writing the sub map")?;
     let mut r = ctx.report.lock().expect("report lock");
     if was_created {
         r.created += 1;

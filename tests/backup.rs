@@ -141,9 +141,7 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
         assert!(r.get("MFAOptions").is_some());
     }
 
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("backup.meta.json")).unwrap())
-            .unwrap();
+    let manifest: Value = read_json(&dir.path().join("backup.meta.json"));
     assert_eq!(manifest["format_version"], 1);
     assert_eq!(manifest["pool_id"], pool.as_str());
     assert_eq!(manifest["region"], REGION);
@@ -195,10 +193,7 @@ async fn shards_together_equal_the_full_backup_and_are_disjoint() {
         assert_ok(&out);
         let part = read_backup(&dir.path().join(format!("full-{k}.json")));
         assert!(!part.is_empty(), "shard {k} of 200 users is not empty");
-        let manifest: Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join(format!("full-{k}.meta.json"))).unwrap(),
-        )
-        .unwrap();
+        let manifest: Value = read_json(&dir.path().join(format!("full-{k}.meta.json")));
         assert_eq!(manifest["shard"], shard);
         assert_eq!(manifest["user_count"], part.len());
         union.extend(part);

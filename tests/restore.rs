@@ -110,8 +110,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
         assert_ne!(old_sub, new_sub);
     }
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("report.json"));
     assert_eq!(report["created"], 80);
     let disabled = varied_users(80).iter().filter(|s| s.disabled).count();
     assert_eq!(report["disabled"], disabled);
@@ -126,8 +125,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
         &["restore", "-p", &target, "--report", "again.json"],
     );
     assert_ok(&out);
-    let again: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("again.json")).unwrap()).unwrap();
+    let again: Value = read_json(&dir.path().join("again.json"));
     assert_eq!(again["created"], 0);
     assert_eq!(again["already_present"], 80);
     assert_eq!(again["groups_already_present"], 2);
@@ -168,8 +166,7 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
         ],
     );
     assert_ok(&out);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("r.json"));
     assert_eq!(report["lost_federated_link"], 1);
     let records = recorded(log.path());
     let creates = recorded_ops(&records, "AdminCreateUser");
@@ -223,8 +220,7 @@ async fn reads_the_go_original_and_npm_files() {
         ],
     );
     assert_ok(&out);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("go.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("go.json"));
     assert_eq!(report["created"], 12);
     assert_eq!(report["skipped"]["federated (EXTERNAL_PROVIDER)"], 1);
     assert_eq!(
@@ -543,8 +539,7 @@ async fn email_sign_in_pools_restore_by_email() {
         &["restore", "-p", &target, "--report", "r.json"],
     );
     assert_ok(&out);
-    let r: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let r: Value = read_json(&dir.path().join("r.json"));
     assert_eq!(r["already_present"], 10);
 }
 
@@ -655,8 +650,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     );
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("adaptive.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("adaptive.json"));
     let throttled = report["throttled_calls"].as_u64().unwrap();
     assert!(
         throttled > 0,
@@ -684,8 +678,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
         ],
     );
     assert_ok(&out);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("capped.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("capped.json"));
     assert_eq!(report["throttled_calls"], 0);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
 }

@@ -65,8 +65,7 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     let raw = std::fs::read(dir.path().join("b.json.age")).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/v1"));
     assert!(!String::from_utf8_lossy(&raw).contains("@example.org"));
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("b.meta.json")).unwrap()).unwrap();
+    let manifest: Value = read_json(&dir.path().join("b.meta.json"));
     assert_eq!(manifest["encryption"], "age");
     let out = age_cli(&["-d", "-i", id, "b.json.age"], dir.path());
     assert!(out.status.success(), "{out:?}");
@@ -321,8 +320,7 @@ async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let report: Value = read_json(&dir.path().join("r.json"));
     assert_eq!(report["interrupted"], true);
     let created = report["created"].as_u64().unwrap();
     assert!(created > 0 && created < 60, "{report}");

@@ -445,6 +445,12 @@ pub fn read_backup(path: &Path) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Reads a JSON file (a manifest, a report).
+pub fn read_json(path: &Path) -> Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
 /// Files in a directory, by name.
 pub fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
