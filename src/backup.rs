@@ -142,6 +142,39 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
     })
 }
 
+/// A fresh backup of a whole pool in a private directory: how restore, diff and verify read a
+/// pool to compare it with a backup.
+pub struct Snapshot {
+    pub data: PathBuf,
+    pub users: u64,
+    pub groups: Vec<GroupRecord>,
+}
+
+pub async fn snapshot(
+    cognito: &Cognito,
+    region: &str,
+    pool_id: &str,
+    dir: &Path,
+    progress: bool,
+) -> Result<Snapshot> {
+    let args = BackupArgs {
+        pool_id: pool_id.to_string(),
+        out: dir.join("pool.json"),
+        shard: None,
+        concurrency: 8,
+        max_rps: None,
+        no_progress: !progress,
+        recipient: vec![],
+        recipients_file: vec![],
+    };
+    let summary = run(cognito, region, &args).await?;
+    Ok(Snapshot {
+        users: summary.users,
+        groups: Manifest::read(&summary.manifest)?.groups,
+        data: summary.data,
+    })
+}
+
 /// Lists the users of one prefix into a spool.
 struct PrefixJob {
     cognito: Cognito,

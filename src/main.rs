@@ -5,9 +5,9 @@
 
 use anyhow::{Result, bail};
 use cbr::backup_file::load_identities;
-use cbr::cli::{Cli, Command, OutputFormat, PasswordMode, VerifyArgs};
+use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
-use cbr::{aws, backup, restore, verify};
+use cbr::{aws, backup, diff, restore, verify};
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -57,6 +57,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let report = verify::run(None, &args, ids).await?;
         return print_verify(&args, &report);
     }
+    if let Command::Diff(args) = &cli.command
+        && args.pool_id.is_none()
+    {
+        let ids = load_identities(&args.identity)?;
+        let b = diff::Other::Backup(args.b.clone().expect("clap requires B without --pool-id"));
+        let report = diff::run(&args.a, b, &ids).await?;
+        return print_diff(args, &report);
+    }
     let (client, region) = aws::client(&cli.aws).await?;
     match cli.command {
         Command::List(args) => {
@@ -81,8 +89,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             args.no_progress |= cli.quiet;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                (c == Category::UserList).then_some(cap)
+                if c == Category::UserList { cap } else { None }
             });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
             // Dropping the backup future removes its temporary files.
             tokio::select! {
                 result = backup::run(&cognito, &region, &args) => {
@@ -103,15 +112,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Restore(mut args) => {
-            args.no_progress |= cli.quiet;
             args.inputs = data_files(args.inputs)?;
-            if args.send_invitations && args.password_mode == PasswordMode::Permanent {
-                bail!("--send-invitations needs --password-mode temporary");
-            }
+            let opts = restore::Options::new(&args, &region, !cli.quiet)?;
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
-            let report = restore::run(&cognito, &args, ids, interrupted()).await?;
+            cognito
+                .use_provisioned_limits(&[
+                    Category::UserList,
+                    Category::UserCreation,
+                    Category::UserUpdate,
+                    Category::UserAccountRecovery,
+                    Category::UserResourceRead,
+                    Category::UserPoolRead,
+                    Category::UserPoolResourceRead,
+                    Category::UserPoolResourceUpdate,
+                ])
+                .await;
+            let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {
                 ExitCode::from(exit::INTERRUPTED)
@@ -126,15 +144,52 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                (c == Category::UserList).then_some(cap)
+                if c == Category::UserList { cap } else { None }
             });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
             let report = tokio::select! {
                 report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
                 _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
             };
             print_verify(&args, &report)
         }
+        Command::Diff(args) => {
+            let ids = load_identities(&args.identity)?;
+            let cap = args.max_rps;
+            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
+                if c == Category::UserList { cap } else { None }
+            });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
+            let other = diff::Other::Pool {
+                cognito: &cognito,
+                region: &region,
+                pool_id: args.pool_id.clone().expect("checked above"),
+            };
+            let report = tokio::select! {
+                report = diff::run(&args.a, other, &ids) => report?,
+                _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
+            };
+            print_diff(&args, &report)
+        }
     }
+}
+
+/// Prints a diff on stdout; exit 3 when the sides differ.
+fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Text => write!(out, "{}", report.text())?,
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if report.is_same() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::INCOMPLETE)
+    })
 }
 
 /// Prints a verify result on stdout; exit 3 on any difference.

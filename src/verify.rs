@@ -288,7 +288,7 @@ async fn compare_with_pool(
         out: live_path.clone(),
         shard: single,
         concurrency: 8,
-        max_rps: args.max_rps,
+        max_rps: None,
         no_progress: false,
         recipient: vec![],
         recipients_file: vec![],
