@@ -151,24 +151,20 @@ mod tests {
     #[test]
     fn finds_the_file_beside_the_input_or_takes_the_one_given() {
         let dir = tempfile::tempdir().unwrap();
-        let users = dir.path().join("pool.json");
+        let users = [dir.path().join("pool.json")];
         let beside = dir.path().join("pool_groups.json");
-        assert!(
-            read_groups_files(&[users.clone()], None)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(read_groups_files(&users, None).unwrap().is_empty());
         std::fs::write(&beside, r#"[{"GroupName":"g","Precedence":3}]"#).unwrap();
-        let found = read_groups_files(&[users.clone()], None).unwrap();
+        let found = read_groups_files(&users, None).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].path, beside);
         assert_eq!(found[0].groups[0].precedence, Some(3));
 
         let other = dir.path().join("elsewhere.json");
-        let err = read_groups_files(&[users.clone()], Some(&other)).unwrap_err();
+        let err = read_groups_files(&users, Some(&other)).unwrap_err();
         assert!(format!("{err:#}").contains("elsewhere.json"), "{err:#}");
         std::fs::write(&other, "[]").unwrap();
-        let found = read_groups_files(&[users], Some(&other)).unwrap();
+        let found = read_groups_files(&users, Some(&other)).unwrap();
         assert_eq!(
             found,
             [GroupsFile {
