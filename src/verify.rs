@@ -532,7 +532,14 @@ async fn compare_with_pool(
         .iter()
         .filter(|g| !definitions.contains_key(*g) && live_groups.contains_key(*g))
         .collect();
-    if !undefined.is_empty() {
+    if definitions.is_empty() && !live_groups.is_empty() {
+        not_compared.push(NotCompared {
+            what: "group settings".to_string(),
+            why: "not in the file (no manifest or --groups-file holds the groups' description, \
+                  precedence and role)"
+                .to_string(),
+        });
+    } else if !undefined.is_empty() {
         not_compared.push(NotCompared {
             what: "group settings".to_string(),
             why: format!(
