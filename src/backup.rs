@@ -91,11 +91,11 @@ async fn write(
     let prefixes = shard::refine(&base, MIN_PREFIXES);
     let fraction = args.shard.map_or(1.0, |s| s.fraction());
     let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
-    // An unsharded backup has no `shard` field.
-    let shard = args.shard.map(|s| s.to_string());
+    // Plain values in the log fields; an unsharded backup has no `shard` field.
+    let shard = args.shard.map(tracing::field::display);
     match purpose {
         Purpose::Backup => tracing::info!(
-            pool = pool_id,
+            pool = %pool_id,
             shard,
             prefixes = prefixes.len(),
             concurrency = args.concurrency,
@@ -104,7 +104,7 @@ async fn write(
             out.display()
         ),
         Purpose::Snapshot => tracing::info!(
-            pool = pool_id,
+            pool = %pool_id,
             shard,
             prefixes = prefixes.len(),
             "reading about {estimate} users of {} to compare",

@@ -534,3 +534,24 @@ async fn backup_dates_are_the_milliseconds_cognito_sent() {
         );
     }
 }
+
+#[tokio::test]
+async fn log_fields_are_plain_values() {
+    let (_c, pool) = seeded_pool("log-fields", 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "--shard", "1/3"],
+    );
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains(" shard=1/3 "), "{err}");
+    assert!(err.contains(&format!(" pool={pool} ")), "{err}");
+    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    for debug in ["Some(", "None", "shard=", "\""] {
+        assert!(!err.contains(debug), "{debug} in {err}");
+    }
+}

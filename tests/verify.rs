@@ -326,3 +326,18 @@ async fn go_original_files_round_trip() {
         "{report:#}"
     );
 }
+
+#[tokio::test]
+async fn verify_logs_a_reading_of_the_pool_not_a_backup() {
+    let (_c, pool) = seeded_pool("verify-log", 5).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("reading about 5 users of"), "{err}");
+    assert!(err.contains("to compare"), "{err}");
+    for wrong in ["backing up", "live.json", "/tmp", ".tmp"] {
+        assert!(!err.contains(wrong), "{wrong} in {err}");
+    }
+}
