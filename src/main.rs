@@ -4,7 +4,7 @@
 //! outcome into an exit code. Everything else lives in the library (`src/lib.rs`).
 
 use anyhow::{Result, bail};
-use cbr::backup_file::{load_identities, missing_from_inputs};
+use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
 use cbr::cli::{Cli, Command, OutputFormat, PasswordMode, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
 use cbr::{aws, backup, restore, verify};
@@ -57,12 +57,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let report = verify::run(None, &args, ids).await?;
         return print_verify(&args, &report);
     }
-    // Before anything is read from the pool or written to it: a restore of part of a shard
-    // set is refused, naming the missing files, unless --partial.
-    if let Command::Restore(args) = &cli.command
-        && !args.partial
-    {
-        let missing = missing_from_inputs(&data_files(args.inputs.clone())?)?;
+    // Before anything is read from the pool or written to it: the same file given twice, or
+    // part of a shard set (unless --partial), is refused, naming the files.
+    if let Command::Restore(args) = &cli.command {
+        let inputs = data_files(args.inputs.clone())?;
+        if let Some(twice) = repeated_input(&inputs) {
+            bail!(
+                "{} is given more than once among the inputs; nothing was written",
+                twice.display()
+            );
+        }
+        let missing = if args.partial {
+            vec![]
+        } else {
+            missing_from_inputs(&inputs)?
+        };
         if !missing.is_empty() {
             let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
             bail!(

@@ -18,5 +18,5 @@ pub use groups_file::{GroupsFile, groups_file_beside, read_groups_files};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
 pub use reader::for_each_record;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
-pub use shard_set::{missing_from_inputs, missing_members};
+pub use shard_set::{missing_from_inputs, missing_members, repeated_input};
 pub use writer::{DataWriter, Spool, write_atomic};

@@ -56,6 +56,13 @@ pub fn missing_from_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     ))
 }
 
+/// The first input given more than once (however its path is written), if any: the same
+/// shard twice is not a complete set.
+pub fn repeated_input(inputs: &[PathBuf]) -> Option<&PathBuf> {
+    let mut seen = BTreeSet::new();
+    inputs.iter().find(|p| !seen.insert(same_file(p)))
+}
+
 /// A path that names the same file however it was written (`./a.json`, `dir/../a.json`).
 fn same_file(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
@@ -115,8 +122,11 @@ mod tests {
             })
             .collect();
         assert!(missing_from_inputs(&inputs).unwrap().is_empty());
+        assert_eq!(repeated_input(&inputs), None);
         // The same file written another way counts as given.
         let other_spelling = dir.path().join(".").join("b-2.json");
+        let twice = [inputs[1].clone(), inputs[0].clone(), other_spelling.clone()];
+        assert_eq!(repeated_input(&twice), Some(&other_spelling));
         let some = [inputs[0].clone(), other_spelling];
         assert_eq!(missing_from_inputs(&some).unwrap(), [inputs[2].clone()]);
         // A file without a manifest belongs to no set.
