@@ -288,43 +288,51 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
     );
 }
 
-/// The Go original's file restored with cbr and verified against the restored pool: every
-/// user is there with the same attributes and state, but for what restore cannot bring back.
+/// The Go original's and `cognito-backup-restore`'s files restored with cbr and verified
+/// against the restored pool: every user is there with the same attributes and state, but for
+/// what restore cannot bring back.
 #[tokio::test]
-async fn go_original_files_round_trip() {
+async fn go_original_and_npm_files_round_trip() {
     let c = client(moto()).await;
-    let pool = create_pool(&c, &unique("go-round-trip"), tenant_pool()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = fixture("go-original/backup.json", dir.path());
-    let file_arg = file.to_str().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &pool, "-i", file_arg],
-    ));
-    let (_, report) = verify_json(dir.path(), &["-i", file_arg, "-p", &pool]);
-    let records = read_backup(&file);
-    let federated = records
-        .iter()
-        .filter(|r| r["UserStatus"] == "EXTERNAL_PROVIDER")
-        .count();
-    let status_changes = records
-        .iter()
-        .filter(|r| r["UserStatus"] == "UNCONFIRMED")
-        .count();
-    let p = &report["pool"];
-    assert_eq!(p["users_in_backup"], records.len(), "{report:#}");
-    assert_eq!(p["missing_from_pool"], federated, "{report:#}");
-    assert_eq!(p["extra_in_pool"], 0, "{report:#}");
-    assert_eq!(p["different"], status_changes, "{report:#}");
-    for d in p["examples_different"].as_array().unwrap() {
-        assert_eq!(d["fields"], serde_json::json!(["status"]), "{d}");
+    for name in ["go-original/backup.json", "npm/backup.json"] {
+        let pool = create_pool(&c, &unique("round-trip"), tenant_pool()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = fixture(name, dir.path());
+        let file_arg = file.to_str().unwrap();
+        assert_ok(&cbr(
+            moto(),
+            dir.path(),
+            &["restore", "-p", &pool, "-i", file_arg],
+        ));
+        let (_, report) = verify_json(dir.path(), &["-i", file_arg, "-p", &pool]);
+        let records = read_backup(&file);
+        let federated = records
+            .iter()
+            .filter(|r| r["UserStatus"] == "EXTERNAL_PROVIDER")
+            .count();
+        let status_changes = records
+            .iter()
+            .filter(|r| r["UserStatus"] == "UNCONFIRMED")
+            .count();
+        let p = &report["pool"];
+        assert_eq!(p["users_in_backup"], records.len(), "{name}: {report:#}");
+        assert_eq!(p["missing_from_pool"], federated, "{name}: {report:#}");
+        assert_eq!(p["extra_in_pool"], 0, "{name}: {report:#}");
+        assert_eq!(p["different"], status_changes, "{name}: {report:#}");
+        for d in p["examples_different"].as_array().unwrap() {
+            assert_eq!(d["fields"], serde_json::json!(["status"]), "{name}: {d}");
+        }
+        assert_eq!(
+            p["matching"],
+            records.len() - federated - status_changes,
+            "{name}: {report:#}"
+        );
+        assert_eq!(
+            report["not_compared"],
+            serde_json::json!([]),
+            "{name}: {report:#}"
+        );
     }
-    assert_eq!(
-        p["matching"],
-        records.len() - federated - status_changes,
-        "{report:#}"
-    );
 }
 
 #[tokio::test]
