@@ -18,20 +18,26 @@ pub struct Cli {
     #[command(flatten)]
     pub aws: AwsArgs,
 
-    /// More log detail on stderr (-v debug, -vv trace of cbr's own steps)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    /// More log detail on stderr (-v debug and the AWS SDK's warnings, -vv trace of cbr's own
+    /// steps)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true,
+          help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The heading of the flags every command takes, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
 /// AWS settings shared by every command; the AWS CLI's names.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = GLOBAL)]
 pub struct AwsArgs {
     /// AWS Region (default: AWS_REGION or the profile's region)
     #[arg(long, global = true, value_name = "REGION")]
@@ -67,15 +73,16 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Readable text (for `list`: one line per pool, `id: <id> name: <name>`)
+    /// Readable text
     Text,
-    /// JSON (for `list`: an array of `{"id", "name"}` objects)
+    /// JSON
     Json,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Output format
+    /// Output format: text, one line per pool (`id: <id> name: <name>`); json, an array of
+    /// {"id", "name"} objects
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -195,6 +202,15 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub ignore_checksum: bool,
 
+    /// Restore only the shards given, although their manifests show a set with more
+    #[arg(long)]
+    pub partial: bool,
+
+    /// cognito-backup's groups file (default: <input stem>_groups.json beside an input, if
+    /// there)
+    #[arg(long, value_name = "FILE")]
+    pub groups_file: Option<PathBuf>,
+
     /// age identity file (private key) to decrypt encrypted backups; repeatable
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -234,9 +250,15 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "ID")]
     pub pool_id: Option<String>,
 
-    /// age identity file (private key) to decrypt encrypted backups; repeatable
+    /// age identity file (private key) to decrypt encrypted backups; repeatable. Without it,
+    /// an encrypted file is checked against its manifest's SHA-256 only
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+
+    /// cognito-backup's groups file, to compare group settings (default:
+    /// <input stem>_groups.json beside an input, if there)
+    #[arg(long, value_name = "FILE")]
+    pub groups_file: Option<PathBuf>,
 
     /// Output format of the result (on stdout)
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

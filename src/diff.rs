@@ -113,7 +113,7 @@ pub async fn run(a: &Path, b: Other<'_>, ids: &Identities) -> Result<DiffReport>
             region,
             pool_id,
         } => {
-            let snap = backup::snapshot(cognito, region, &pool_id, dir.path(), false).await?;
+            let snap = backup::read_pool(cognito, region, &pool_id, dir.path(), false).await?;
             (snap.data, format!("pool {pool_id}"))
         }
     };

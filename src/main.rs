@@ -4,7 +4,7 @@
 //! outcome into an exit code. Everything else lives in the library (`src/lib.rs`).
 
 use anyhow::{Result, bail};
-use cbr::backup_file::load_identities;
+use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
 use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
 use cbr::{aws, backup, diff, restore, verify};
@@ -65,10 +65,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let report = diff::run(&args.a, b, &ids).await?;
         return print_diff(args, &report);
     }
-    let (client, region) = aws::client(&cli.aws).await?;
+    // Before anything is read from the pool or written to it: the same file given twice, or
+    // part of a shard set (unless --partial), is refused, naming the files.
+    if let Command::Restore(args) = &cli.command {
+        let inputs = data_files(args.inputs.clone())?;
+        if let Some(twice) = repeated_input(&inputs) {
+            bail!(
+                "{} is given more than once among the inputs; nothing was written",
+                twice.display()
+            );
+        }
+        let missing = if args.partial {
+            vec![]
+        } else {
+            missing_from_inputs(&inputs)?
+        };
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+            bail!(
+                "the inputs are part of a shard set whose other files are not given: {}; \
+                 nothing was written (add them to --in, or pass --partial to restore only these \
+                 shards)",
+                names.join(", ")
+            );
+        }
+    }
+    let aws::Connection {
+        client,
+        region,
+        endpoint,
+    } = aws::connect(&cli.aws).await?;
+    let max_attempts = cli.aws.max_attempts;
+    let cognito = |cap: &dyn Fn(Category) -> Option<f64>| {
+        Cognito::new(client.clone(), max_attempts, cap).with_endpoint(&endpoint)
+    };
     match cli.command {
         Command::List(args) => {
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| None);
+            let cognito = cognito(&|_| None);
             let pools = cognito.list_pools().await?;
             let mut out = std::io::stdout().lock();
             match args.output {
@@ -88,9 +121,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(mut args) => {
             args.no_progress |= cli.quiet;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                if c == Category::UserList { cap } else { None }
-            });
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
             cognito.use_provisioned_limits(&[Category::UserList]).await;
             // Dropping the backup future removes its temporary files.
             tokio::select! {
@@ -116,7 +147,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let opts = restore::Options::new(&args, &region, !cli.quiet)?;
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
+            let cognito = cognito(&|_| cap);
             cognito
                 .use_provisioned_limits(&[
                     Category::UserList,
@@ -143,9 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             args.inputs = data_files(args.inputs)?;
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                if c == Category::UserList { cap } else { None }
-            });
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
             cognito.use_provisioned_limits(&[Category::UserList]).await;
             let report = tokio::select! {
                 report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
@@ -156,9 +185,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => {
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                if c == Category::UserList { cap } else { None }
-            });
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
             cognito.use_provisioned_limits(&[Category::UserList]).await;
             let other = diff::Other::Pool {
                 cognito: &cognito,
@@ -192,7 +219,8 @@ fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
     })
 }
 
-/// Prints a verify result on stdout; exit 3 on any difference.
+/// Prints a verify result on stdout; exit 3 on any difference. (A file that cannot be read is
+/// an error, exit 1, returned before this.)
 fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -244,9 +272,11 @@ async fn interrupted() {
     }
 }
 
-/// Logs go to stderr. cbr's own events follow -v/-q; the AWS SDK and HTTP crates are held at
-/// warn (info with -vv) whatever the verbosity, because at debug and trace they print request
-/// and response bodies, which hold attribute values.
+/// Logs go to stderr. cbr's own events follow -v/-q. The AWS SDK and HTTP crates are held at
+/// error by default (their warnings, such as the instance metadata lookups of a machine
+/// without a region, are noise beside cbr's own error), warn with -v and info with -vv, never
+/// lower: at debug and trace they print request and response bodies, which hold attribute
+/// values.
 fn init_logging(verbose: u8, quiet: bool) {
     let own = match (quiet, verbose) {
         (true, _) => "error",
@@ -254,12 +284,10 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let others = if quiet {
-        "error"
-    } else if verbose >= 2 {
-        "info"
-    } else {
-        "warn"
+    let others = match (quiet, verbose) {
+        (true, _) | (false, 0) => "error",
+        (false, 1) => "warn",
+        (false, _) => "info",
     };
     let filter = tracing_subscriber::EnvFilter::new(format!("{others},cbr={own}"));
     tracing_subscriber::fmt()

@@ -13,7 +13,6 @@ pub use write::{CreateOutcome, Invitation};
 use crate::ratelimit::RateLimiter;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use rand::Rng;
 use std::future::Future;
 use std::sync::Arc;
@@ -102,7 +101,12 @@ pub struct Cognito {
     group_ops: Arc<RateLimiter>,
     max_attempts: u32,
     pub stats: Arc<CallStats>,
+    /// Where requests go, to name it when it cannot be reached.
+    endpoint: Arc<str>,
 }
+
+/// Attempts at most for a refused connection: nothing listens there, so waiting rarely helps.
+const REFUSED_ATTEMPTS: u32 = 3;
 
 impl Cognito {
     /// Each category starts at its documented default quota, or `cap` where that is lower;
@@ -120,6 +124,7 @@ impl Cognito {
             group_ops: Arc::new(RateLimiter::new(GROUP_OPS_PER_POOL)),
             max_attempts,
             stats: Arc::default(),
+            endpoint: Arc::from("the Cognito endpoint"),
         }
     }
 
@@ -162,6 +167,12 @@ impl Cognito {
         self.limiter(category).ceiling()
     }
 
+    /// Names the endpoint in connection errors (`cannot connect to <endpoint>: …`).
+    pub fn with_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Arc::from(endpoint);
+        self
+    }
+
     fn limiter(&self, category: Category) -> &RateLimiter {
         let i = Category::ALL
             .iter()
@@ -197,11 +208,21 @@ impl Cognito {
                 tracing::debug!(?category, rate = limiter.rate(), "throttled; slowing down");
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
-            if kind == Failure::Permanent || attempt >= self.max_attempts {
-                return Err(CallError::from_sdk(err, kind));
+            let limit = if is_connection_refused(&err) {
+                self.max_attempts.min(REFUSED_ATTEMPTS)
+            } else {
+                self.max_attempts
+            };
+            if kind == Failure::Permanent || attempt >= limit {
+                return Err(CallError::from_sdk(err, kind, &self.endpoint));
             }
             self.stats.retried.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(?kind, attempt, "retrying: {}", describe(&err));
+            tracing::debug!(
+                ?kind,
+                attempt,
+                "retrying: {}",
+                describe(&err, &self.endpoint)
+            );
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
@@ -248,13 +269,13 @@ pub struct CallError {
 }
 
 impl CallError {
-    fn from_sdk<E>(err: SdkError<E, HttpResponse>, kind: Failure) -> Self
+    fn from_sdk<E>(err: SdkError<E, HttpResponse>, kind: Failure, endpoint: &str) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         CallError {
             code: err.code().map(str::to_string),
-            message: describe(&err),
+            message: describe(&err, endpoint),
             retryable: kind != Failure::Permanent,
         }
     }
@@ -276,8 +297,27 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// `Code: message` for a service error, the whole error chain for anything else.
-fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+/// Whether nothing accepted the connection (`--endpoint-url` pointing at a closed port).
+fn is_connection_refused<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::DispatchFailure(d) = err else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> =
+        d.as_connector_error().map(|c| c as _);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// `Code: message` for a service error, `cannot connect to <endpoint>: connection refused`, or
+/// the messages of the error chain (without the SDK's debug structures) for anything else.
+fn describe<E>(err: &SdkError<E, HttpResponse>, endpoint: &str) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -289,7 +329,10 @@ where
         (SdkError::ServiceError(ctx), None) => {
             format!("HTTP {} from the service", ctx.raw().status().as_u16())
         }
-        _ => DisplayErrorContext(err).to_string(),
+        _ if is_connection_refused(err) => {
+            format!("cannot connect to {endpoint}: connection refused")
+        }
+        _ => crate::aws::error_chain(err),
     }
 }
 

@@ -456,8 +456,13 @@ pub(super) fn user_record(user: &UserType) -> UserRecord {
     }
 }
 
+/// Cognito sends dates as epoch seconds with milliseconds (`1795731297.05`), which the SDK
+/// parses as an `f64`: `.05` arrives as `.04999995…`. The nearest millisecond is the one Cognito
+/// sent (a float this size is off by well under a microsecond), so round, never truncate.
 fn rfc3339_millis(dt: &DateTime) -> Option<String> {
-    let time = SystemTime::try_from(*dt).ok()?;
+    let millis = i64::from((dt.subsec_nanos() + 500_000) / 1_000_000);
+    let exact = DateTime::from_millis(dt.secs().checked_mul(1000)?.checked_add(millis)?);
+    let time = SystemTime::try_from(exact).ok()?;
     Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
@@ -474,5 +479,30 @@ mod tests {
         );
         let whole = DateTime::from_secs(1_704_164_645);
         assert_eq!(rfc3339_millis(&whole).unwrap(), "2024-01-02T03:04:05.000Z");
+    }
+
+    /// The SDK turns ListUsers' `1795731297.05` into a `DateTime` with `from_secs_f64`; the
+    /// backup must carry `.050`, not the `.049` a truncation gives.
+    #[test]
+    fn epoch_seconds_floats_keep_the_millisecond_cognito_sent() {
+        let dt = DateTime::from_secs_f64(1795731297.05);
+        assert!(dt.subsec_nanos() < 50_000_000, "not exact in binary");
+        assert_eq!(rfc3339_millis(&dt).unwrap(), "2026-11-26T22:14:57.050Z");
+        // Every millisecond of a second, as Cognito would write it in the JSON text.
+        for secs in [1_704_164_645_i64, 1_795_731_297, 4_102_444_799] {
+            for ms in 0..1000 {
+                let text = format!("{secs}.{ms:03}");
+                let dt = DateTime::from_secs_f64(text.parse().unwrap());
+                let want = humantime::format_rfc3339_millis(
+                    SystemTime::UNIX_EPOCH
+                        + std::time::Duration::from_millis((secs * 1000 + ms) as u64),
+                )
+                .to_string();
+                assert_eq!(rfc3339_millis(&dt).unwrap(), want, "{text}");
+            }
+        }
+        // Rounding up to the next second carries over.
+        let dt = DateTime::from_fractional_secs(1_704_164_645, 0.9999999);
+        assert_eq!(rfc3339_millis(&dt).unwrap(), "2024-01-02T03:04:06.000Z");
     }
 }

@@ -15,7 +15,9 @@ pub mod report;
 
 pub use report::Report;
 
-use crate::backup_file::{GroupRecord, Identities, UserRecord, writer::AtomicFile};
+use crate::backup_file::{
+    GroupRecord, Identities, UserRecord, read_groups_files, writer::AtomicFile,
+};
 use crate::cli::{InvitationMedium, OutputFormat, PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, PoolInfo};
 use crate::progress::Progress;
@@ -64,6 +66,10 @@ impl Options {
             bail!("--send-invitations needs --password-mode temporary");
         }
         let selection = Selection::new(&args.user, &args.users_from, args.filter.clone())?;
+        let extra_groups = read_groups_files(&args.inputs, args.groups_file.as_deref())?
+            .into_iter()
+            .flat_map(|f| f.groups)
+            .collect();
         Ok(Options {
             pool_id: args.pool_id.clone(),
             region: region.to_string(),
@@ -83,7 +89,7 @@ impl Options {
             update_existing: args.update_existing,
             allow_triggers: args.allow_triggers,
             selection,
-            extra_groups: vec![],
+            extra_groups,
         })
     }
 }

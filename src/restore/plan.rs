@@ -303,7 +303,7 @@ pub async fn read_target(
             pool.estimated_users
         );
         let snapshot =
-            backup::snapshot(cognito, &opts.region, &pool.id, dir, opts.progress).await?;
+            backup::read_pool(cognito, &opts.region, &pool.id, dir, opts.progress).await?;
         groups = snapshot.groups.iter().map(|g| g.name.clone()).collect();
         for_each_record(&snapshot.data, &Identities::default(), |_, user| {
             if let Some(k) = key(&user, pool) {
