@@ -183,7 +183,22 @@ impl Cognito {
 
     /// Sends a request under its category's rate limit, retrying throttling and transient
     /// failures up to `max_attempts` times in all.
-    async fn call<T, E, F, Fut>(&self, category: Category, mut send: F) -> Result<T, CallError>
+    async fn call<T, E, F, Fut>(&self, category: Category, send: F) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call_with(category, self.max_attempts, send).await
+    }
+
+    /// [`Cognito::call`] with its own number of attempts.
+    async fn call_with<T, E, F, Fut>(
+        &self,
+        category: Category,
+        max_attempts: u32,
+        mut send: F,
+    ) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -209,9 +224,9 @@ impl Cognito {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
             let limit = if is_connection_refused(&err) {
-                self.max_attempts.min(REFUSED_ATTEMPTS)
+                max_attempts.min(REFUSED_ATTEMPTS)
             } else {
-                self.max_attempts
+                max_attempts
             };
             if kind == Failure::Permanent || attempt >= limit {
                 return Err(CallError::from_sdk(err, kind, &self.endpoint));

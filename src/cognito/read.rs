@@ -282,8 +282,10 @@ impl Cognito {
             .attributes("Category", category.name())
             .build()
             .expect("limit class and attributes are set");
+        // One attempt: an endpoint without the operation answers 5xx, and waiting for it
+        // would only delay the work; the default quotas are a safe answer.
         let out = self
-            .call(Category::UserPoolRead, || {
+            .call_with(Category::UserPoolRead, 1, || {
                 self.client
                     .get_provisioned_limit()
                     .limit_definition(definition.clone())

@@ -207,16 +207,20 @@ impl Worker {
             self.report().confirmed_with_random_password += 1;
         }
         match d.enabled {
-            Some(false) => self
-                .cognito
-                .disable_user(pool_id, name)
-                .await
-                .context("disabling the user")?,
-            Some(true) => self
-                .cognito
-                .enable_user(pool_id, name)
-                .await
-                .context("enabling the user")?,
+            Some(false) => {
+                self.cognito
+                    .disable_user(pool_id, name)
+                    .await
+                    .context("disabling the user")?;
+                self.report().disabled += 1;
+            }
+            Some(true) => {
+                self.cognito
+                    .enable_user(pool_id, name)
+                    .await
+                    .context("enabling the user")?;
+                self.report().enabled += 1;
+            }
             None => {}
         }
         for group in &d.add_groups {
@@ -224,12 +228,14 @@ impl Worker {
                 .add_to_group(pool_id, name, group)
                 .await
                 .with_context(|| format!("adding the user to group {group:?}"))?;
+            self.report().memberships_added += 1;
         }
         for group in &d.remove_groups {
             self.cognito
                 .remove_from_group(pool_id, name, group)
                 .await
                 .with_context(|| format!("removing the user from group {group:?}"))?;
+            self.report().memberships_removed += 1;
         }
         Ok(())
     }

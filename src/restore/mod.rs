@@ -187,7 +187,8 @@ pub async fn run(
     let triggers = triggers_run(&pool, creates, opts.invitations.is_some());
     if opts.dry_run {
         report.groups_created = missing_groups.len() as u64;
-        dry_run(opts, plan_file, &mut report, &triggers)?;
+        let names: Vec<&str> = missing_groups.iter().map(|g| g.name.as_str()).collect();
+        dry_run(opts, plan_file, &mut report, &names, &triggers)?;
         write_report(opts, &report)?;
         return Ok(report);
     }
@@ -338,6 +339,8 @@ fn dry_run(
                 report.created += 1;
                 let wants = plan::wants_permanent_password(&step.user, opts.password_mode);
                 report.confirmed_with_random_password += u64::from(wants);
+                report.disabled += u64::from(!step.user.enabled);
+                report.memberships_added += step.user.groups().len() as u64;
             }
             Action::Unchanged => report.unchanged += 1,
             Action::Update => {
@@ -345,7 +348,12 @@ fn dry_run(
                 for f in &fields {
                     *report.updated.entry(f.clone()).or_default() += 1;
                 }
-                report.confirmed_with_random_password += u64::from(step.apply.status.is_some());
+                let d = &step.apply;
+                report.confirmed_with_random_password += u64::from(d.status.is_some());
+                report.disabled += u64::from(d.enabled == Some(false));
+                report.enabled += u64::from(d.enabled == Some(true));
+                report.memberships_added += d.add_groups.len() as u64;
+                report.memberships_removed += d.remove_groups.len() as u64;
             }
             Action::Conflict => report.conflicts.push(report::Difference {
                 username: step.user.username.clone(),

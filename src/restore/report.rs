@@ -22,6 +22,11 @@ pub struct Report {
     pub users_updated: u64,
     pub updated: BTreeMap<String, u64>,
     pub confirmed_with_random_password: u64,
+    /// Calls made: users disabled and enabled, memberships added and removed.
+    pub disabled: u64,
+    pub enabled: u64,
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
     /// Users invited by Cognito's message (only with `--send-invitations`).
     pub invited: u64,
     /// Same user, other state; left alone because `--update-existing` was not given.
@@ -97,6 +102,13 @@ impl Report {
             (
                 format!("{verb}confirmed (random password)"),
                 self.confirmed_with_random_password,
+            ),
+            (format!("{verb}disabled"), self.disabled),
+            (format!("{verb}enabled"), self.enabled),
+            (format!("memberships {verb}added"), self.memberships_added),
+            (
+                format!("memberships {verb}removed"),
+                self.memberships_removed,
             ),
             (format!("{verb}invited"), self.invited),
             (
