@@ -1,14 +1,17 @@
 //! `cbr`'s library: everything but `main`, so the binary, the tests and the fuzz target share
-//! one implementation. One module owns each concept; only `cognito` calls the SDK.
+//! one implementation. One module owns each concept; only `cognito` calls Cognito and only
+//! `s3` calls S3.
 
 pub mod aws;
 pub mod backup;
 pub mod backup_file;
 pub mod cli;
 pub mod cognito;
+pub mod location;
 pub mod memberships;
 pub mod progress;
 pub mod ratelimit;
 pub mod restore;
+pub mod s3;
 pub mod shard;
 pub mod verify;

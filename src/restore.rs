@@ -13,6 +13,7 @@ use crate::backup_file::{
 };
 use crate::cli::{PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, CreateOutcome, PoolInfo};
+use crate::location::Location;
 use crate::progress::Progress;
 use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
@@ -57,7 +58,7 @@ struct Inventory {
 
 /// Reads every file once, checking each record, the manifests' checksums and duplicate
 /// usernames across files. Memory grows only by 16 bytes a user (a hash of each username).
-fn inventory(inputs: &[PathBuf], ids: &Identities, ignore_checksum: bool) -> Result<Inventory> {
+fn inventory(inputs: &[Location], ids: &Identities, ignore_checksum: bool) -> Result<Inventory> {
     let mut inv = Inventory::default();
     let mut seen: HashSet<u128> = HashSet::new();
     let keys = (std::hash::RandomState::new(), std::hash::RandomState::new());
@@ -354,7 +355,7 @@ pub async fn run(
     let sub_map_path = args
         .sub_map
         .clone()
-        .unwrap_or_else(|| default_sub_map(&args.inputs[0]));
+        .unwrap_or_else(|| default_sub_map(&args.inputs[0].local_path()));
     let sub_map_file = AtomicFile::create(&sub_map_path)?;
     report.sub_map = Some(sub_map_path.clone());
     let ctx = Arc::new(Worker {
@@ -464,11 +465,7 @@ fn write_report(args: &RestoreArgs, report: &Report) -> Result<()> {
 
 /// `backup.json` → `backup.sub-map.jsonl`, beside the (first) input.
 fn default_sub_map(input: &Path) -> PathBuf {
-    let manifest = shard::manifest_path(input);
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = shard::manifest_path(&input.into()).file_name();
     let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
     input.with_file_name(format!("{stem}.sub-map.jsonl"))
 }

@@ -10,12 +10,12 @@ use crate::backup_file::{
 };
 use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
+use crate::location::Location;
 use crate::shard::{self, Shard};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
 
 /// Examples kept per kind of difference; the counts are always complete.
 const EXAMPLES: usize = 20;
@@ -24,13 +24,13 @@ const EXAMPLES: usize = 20;
 pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Shard files of a set that are not there.
-    pub missing_shards: Vec<PathBuf>,
+    pub missing_shards: Vec<Location>,
     pub pool: Option<PoolComparison>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct FileCheck {
-    pub path: PathBuf,
+    pub path: Location,
     pub users: Option<u64>,
     pub manifest: bool,
     pub problems: Vec<String>,
@@ -167,9 +167,9 @@ pub async fn run(
     Ok(report)
 }
 
-fn check_file(path: &Path, ids: &Identities) -> (FileCheck, Option<Manifest>) {
+fn check_file(path: &Location, ids: &Identities) -> (FileCheck, Option<Manifest>) {
     let mut check = FileCheck {
-        path: path.to_path_buf(),
+        path: path.clone(),
         users: None,
         manifest: false,
         problems: Vec::new(),
@@ -285,13 +285,14 @@ async fn compare_with_pool(
     let live_path = dir.path().join("live.json");
     let live_args = BackupArgs {
         pool_id: pool_id.to_string(),
-        out: live_path.clone(),
+        out: live_path.clone().into(),
         shard: single,
         concurrency: 8,
         max_rps: args.max_rps,
         no_progress: false,
         recipient: vec![],
         recipients_file: vec![],
+        sse_kms_key_id: None,
     };
     let summary = backup::run(cognito, region, &live_args).await?;
     let mut live: HashMap<String, Fingerprint> = HashMap::new();
