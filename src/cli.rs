@@ -71,9 +71,6 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print a shell completion script (e.g. `source <(cbr completions bash)`)
     Completions(CompletionsArgs),
-    /// Print the man page (roff), or write one page per command into a directory
-    #[command(hide = true)]
-    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,13 +78,6 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
-}
-
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Write cbr.1 and cbr-<command>.1 here instead of printing cbr.1
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -238,21 +228,13 @@ pub struct VerifyArgs {
     pub max_rps: f64,
 }
 
-/// The man page from the same definitions as `--help`: `cbr.1` on stdout, or with `dir`,
-/// `cbr.1` and one `cbr-<command>.1` per command written there.
-pub fn man_pages(dir: Option<&std::path::Path>) -> std::io::Result<()> {
+/// Writes the man pages, from the same definitions as `--help`, into `dir`: `cbr.1` and one
+/// `cbr-<command>.1` per command (`cargo run --example man -- DIR`; the release archives carry
+/// them).
+pub fn man_pages(dir: &std::path::Path) -> std::io::Result<()> {
     use clap::CommandFactory;
-    match dir {
-        None => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            std::io::Write::flush(&mut out)
-        }
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            clap_mangen::generate_to(Cli::command(), dir)
-        }
-    }
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command(), dir)
 }
 
 fn parse_rps(s: &str) -> Result<f64, String> {

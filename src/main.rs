@@ -48,18 +48,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    match &cli.command {
-        Command::Completions(args) => {
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(args.shell, &mut Cli::command(), "cbr", &mut out);
-            out.flush()?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Man(args) => {
-            cbr::cli::man_pages(args.dir.as_deref())?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        _ => {}
+    if let Command::Completions(args) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        clap_complete::generate(args.shell, &mut Cli::command(), "cbr", &mut out);
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
     }
     connect_s3(&cli).await?;
     // `verify` without a pool works offline: no region or credentials needed (but S3
@@ -118,7 +111,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Completions(_) | Command::Man(_) => Ok(ExitCode::SUCCESS),
+        Command::Completions(_) => Ok(ExitCode::SUCCESS),
         Command::Restore(mut args) => {
             args.no_progress |= cli.quiet;
             args.inputs = data_files(args.inputs)?;
