@@ -447,3 +447,33 @@ async fn a_large_object_is_uploaded_in_parts_and_streamed_back() {
         .unwrap();
     assert!(uploads.uploads().is_empty());
 }
+
+/// The SDK's service-specific endpoint variables, as the AWS CLI reads them: each wins over
+/// `AWS_ENDPOINT_URL` (here a closed port) for its own service.
+#[tokio::test]
+async fn service_specific_endpoint_variables_are_honoured() {
+    let (_c, pool) = seeded_pool("s3-endpoints", 3).await;
+    let bkt = bucket("cbr-endpoints").await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let url = format!("s3://{bkt}/e/backup.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_cbr"))
+        .args(["backup", "-p", &pool, "--out", &url, "--region", REGION])
+        .args(["--max-attempts", "1"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &closed)
+        .env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", moto())
+        .env("AWS_ENDPOINT_URL_S3", moto())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(keys(&bkt).await, ["e/backup.json", "e/backup.meta.json"]);
+}
