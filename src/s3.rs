@@ -430,3 +430,49 @@ pub fn list(bucket: &str, prefix: &str) -> Result<Vec<String>> {
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    fn answer(status: u16, code: Option<&str>) -> SdkError<CreateMultipartUploadError> {
+        let mut meta = ErrorMetadata::builder().message("refused");
+        if let Some(c) = code {
+            meta = meta.code(c);
+        }
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(CreateMultipartUploadError::generic(meta.build()), raw)
+    }
+
+    #[test]
+    fn errors_name_the_bucket_and_the_action() {
+        let path = S3Path {
+            bucket: "my-backups".into(),
+            key: "c/backup.json".into(),
+        };
+        let msg =
+            |status, code| format!("{}", refused(answer(status, code), "s3:PutObject", &path));
+        assert_eq!(
+            msg(404, Some("NoSuchBucket")),
+            "S3 bucket my-backups does not exist (s3:PutObject)"
+        );
+        assert_eq!(
+            msg(403, Some("AccessDenied")),
+            "access to S3 bucket my-backups denied: the credentials need s3:PutObject on \
+             s3://my-backups/c/backup.json (AccessDenied: refused)"
+        );
+        assert!(msg(403, None).starts_with("access to S3 bucket my-backups denied"));
+        assert_eq!(
+            msg(404, Some("NoSuchKey")),
+            "s3://my-backups/c/backup.json does not exist (s3:PutObject)"
+        );
+        assert_eq!(
+            msg(400, Some("InvalidArgument")),
+            "s3:PutObject on s3://my-backups/c/backup.json failed: InvalidArgument: refused"
+        );
+    }
+}
