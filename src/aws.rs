@@ -9,8 +9,18 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_types::service_config::ServiceConfigKey;
 use std::time::Duration;
 
-/// The SDK settings shared by every client: profile, region, credentials, timeouts.
+/// The SDK settings shared by every client: profile, region, credentials, timeouts. Loaded
+/// once per process, so the Cognito and S3 clients share one credential cache.
 async fn load(args: &AwsArgs) -> Result<SdkConfig> {
+    static CONFIG: tokio::sync::OnceCell<SdkConfig> = tokio::sync::OnceCell::const_new();
+    let config = CONFIG.get_or_init(|| load_uncached(args)).await.clone();
+    if config.region().is_none() {
+        bail!("no AWS region: pass --region or set AWS_REGION (or a region in your profile)");
+    }
+    Ok(config)
+}
+
+async fn load_uncached(args: &AwsArgs) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
@@ -25,11 +35,7 @@ async fn load(args: &AwsArgs) -> Result<SdkConfig> {
     if let Some(region) = &args.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        bail!("no AWS region: pass --region or set AWS_REGION (or a region in your profile)");
-    }
-    Ok(config)
+    loader.load().await
 }
 
 /// A Cognito client for the settings, and the region it talks to. `--endpoint-url` applies to
