@@ -268,14 +268,6 @@ impl Output {
             Output::S3(upload) => upload.commit(),
         }
     }
-
-    /// Where the file goes, for messages.
-    pub fn location(&self) -> Location {
-        match self {
-            Output::File { file, .. } => Location::Local(file.path().to_path_buf()),
-            Output::S3(upload) => Location::S3(upload.path().clone()),
-        }
-    }
 }
 
 impl Write for Output {

@@ -93,8 +93,8 @@ where
     }
 }
 
-/// Whether the object exists (HeadObject). Without s3:ListBucket, S3 answers 403 for a missing
-/// object; that is an error, not "missing".
+/// Whether the object exists (HeadObject; 404 means no). Without s3:ListBucket, S3 answers 403
+/// for a missing object: that is an error, not "missing".
 pub fn exists(path: &S3Path) -> Result<bool> {
     let s = store()?;
     let out = block_on(
@@ -106,12 +106,7 @@ pub fn exists(path: &S3Path) -> Result<bool> {
     );
     match out {
         Ok(_) => Ok(true),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-            if e.code() == Some("NoSuchBucket") {
-                return Err(refused(e, "s3:GetObject", path));
-            }
-            Ok(false)
-        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
         Err(e) => Err(refused(e, "s3:GetObject", path)),
     }
 }
@@ -240,10 +235,6 @@ impl Upload {
         self.done = true;
         tracing::debug!(object = %self.path, "multipart upload completed");
         Ok(())
-    }
-
-    pub fn path(&self) -> &S3Path {
-        &self.path
     }
 }
 
