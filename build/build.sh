@@ -7,6 +7,13 @@
 #   dist/cbr_<version>_<os>_<arch>[.exe]          os: linux, darwin, windows
 #   dist/cbr_<version>_<os>_<arch>[.exe].sha256   arch: amd64, arm64
 #   dist/checksums.txt                            all binaries built by this run
+#   dist/man/cbr.1, dist/man/cbr-<command>.1      man pages (the same for every target)
+#   dist/completions/cbr.bash, _cbr, cbr.fish, _cbr.ps1
+#                                                 shell completion scripts
+#
+# The man pages (`cargo run --example man`) and completion scripts (`cbr completions
+# SHELL`) come from the same clap definitions as `--help`; they are generated with a host
+# build, so a cross-only run also builds cbr for the host.
 #
 # Targets: the host target always, plus each of the known targets below that
 # `rustup target list --installed` shows and whose linker is present.  Others
@@ -207,7 +214,7 @@ if [[ $dry_run == 1 ]]; then
             echo "  $t -> dist/$name (+ .sha256), $(linker_var_of "$t")=$lk"
         fi
     done <<<"$plan"
-    echo "  and dist/checksums.txt"
+    echo "  and dist/checksums.txt, dist/man/*.1, dist/completions/*"
     exit 0
 fi
 
@@ -255,5 +262,15 @@ done <<<"$plan"
     done
 )
 
+note "writing man pages and completion scripts"
+rm -rf dist/man dist/completions
+mkdir -p dist/completions
+cargo run --release --locked --quiet --example man -- dist/man </dev/null
+for pair in bash:cbr.bash zsh:_cbr fish:cbr.fish powershell:_cbr.ps1; do
+    cargo run --release --locked --quiet --bin cbr -- completions "${pair%%:*}" \
+        </dev/null >"dist/completions/${pair#*:}"
+done
+
 echo "built into dist/:"
 cat dist/checksums.txt
+ls dist/man dist/completions

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint the GitHub Actions workflows, the Dependabot config and the build scripts.
+# Lint the GitHub Actions workflows, the composite action (action.yml), the Dependabot
+# config and the build scripts.
 #
 # Usage: build/lint-workflows.sh
 #
@@ -11,7 +12,7 @@
 #   when shellcheck is on PATH too.
 # - zizmor (`pip install zizmor`) audits the workflows' security if it is on
 #   PATH, offline.
-# - shellcheck checks build/*.sh if it is on PATH.
+# - shellcheck checks build/*.sh and the action's run: scripts if it is on PATH.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,8 @@ fi
 
 echo "== check-jsonschema (workflows)"
 "$python" -m check_jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+echo "== check-jsonschema (action.yml)"
+"$python" -m check_jsonschema --builtin-schema vendor.github-actions action.yml
 echo "== check-jsonschema (dependabot)"
 "$python" -m check_jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 
@@ -41,7 +44,7 @@ fi
 
 if command -v zizmor >/dev/null 2>&1; then
     echo "== zizmor ($(zizmor --version))"
-    zizmor --offline --persona=pedantic .github/workflows/
+    zizmor --offline --persona=pedantic .github/workflows/ action.yml
 else
     echo "lint-workflows: zizmor not on PATH: skipped (pip install zizmor)" >&2
 fi
@@ -49,6 +52,21 @@ fi
 if command -v shellcheck >/dev/null 2>&1; then
     echo "== shellcheck build/*.sh"
     shellcheck build/*.sh
+    echo "== shellcheck action.yml run: scripts"
+    scripts=$(mktemp -d)
+    trap 'rm -rf "$scripts"' EXIT
+    "$python" - "$scripts" <<'PY'
+import sys
+from ruamel.yaml import YAML
+steps = YAML(typ="safe").load(open("action.yml"))["runs"]["steps"]
+for i, step in enumerate(steps):
+    if "run" in step:
+        if "${{" in step["run"]:
+            sys.exit(f"action.yml step {i + 1}: pass inputs through env:, not ${{{{ }}}} in run:")
+        with open(f"{sys.argv[1]}/step-{i + 1}.sh", "w") as f:
+            f.write("#!/usr/bin/env bash\n" + step["run"])
+PY
+    shellcheck "$scripts"/*.sh
 else
     echo "lint-workflows: shellcheck not on PATH: skipped build/*.sh" >&2
 fi

@@ -8,10 +8,10 @@
 
 use crate::backup_file::{
     DataWriter, Encoding, FORMAT_VERSION, GroupRecord, Manifest, Spool, load_recipients,
-    write_atomic,
 };
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page};
+use crate::location::Location;
 use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
 use crate::progress::Progress;
 use crate::shard::{self, Shard};
@@ -31,8 +31,8 @@ const MAX_RESTARTS: u32 = 3;
 
 /// What a finished backup wrote.
 pub struct Summary {
-    pub data: PathBuf,
-    pub manifest: PathBuf,
+    pub data: Location,
+    pub manifest: Location,
     pub users: u64,
 }
 
@@ -66,19 +66,16 @@ async fn write(
         Some(s) => shard::shard_path(&args.out, s.index),
         None => args.out.clone(),
     };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = out.spool_dir();
     let encoding = Encoding::new(
-        &out,
+        Path::new(&out.file_name()),
         load_recipients(&args.recipient, &args.recipients_file)?,
     );
     let (compression, encryption) = (
         encoding.gzip.then(|| "gzip".to_string()),
         encoding.is_encrypted().then(|| "age".to_string()),
     );
-    // Fail before any listing if the file cannot be created.
+    // Fail before any listing if the file cannot be created (for S3: no bucket, no access).
     let mut writer = DataWriter::create(&out, &encoding)?;
 
     let groups = cognito.list_groups(pool_id).await?;
@@ -163,14 +160,14 @@ async fn write(
         user_count: written.count,
         started_at,
         finished_at: now(),
-        data_file: file_name(&out),
+        data_file: out.file_name(),
         sha256: written.sha256,
         compression,
         encryption,
         groups,
     };
     file.commit()?;
-    write_atomic(&manifest_path, &manifest.to_json()?)?;
+    manifest_path.write_atomic(&manifest.to_json()?)?;
     Ok(Summary {
         data: out,
         manifest: manifest_path,
@@ -181,7 +178,7 @@ async fn write(
 /// A fresh backup of a whole pool in a private directory: how restore, diff and verify read a
 /// pool to compare it with a backup.
 pub struct Snapshot {
-    pub data: PathBuf,
+    pub data: Location,
     pub users: u64,
     pub groups: Vec<GroupRecord>,
 }
@@ -195,7 +192,8 @@ pub async fn read_pool(
 ) -> Result<Snapshot> {
     let args = BackupArgs {
         pool_id: pool_id.to_string(),
-        out: dir.join("pool.json"),
+        out: dir.join("pool.json").into(),
+        sse_kms_key_id: None,
         shard: None,
         concurrency: 8,
         max_rps: None,
@@ -338,10 +336,4 @@ impl Memberships {
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }

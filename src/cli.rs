@@ -1,6 +1,7 @@
 //! Command-line interface: the commands, their flags and help text. Doc comments here are the
 //! `--help` output. Values are checked for shape here; `main` turns them into work.
 
+use crate::location::Location;
 use crate::shard::Shard;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -47,9 +48,16 @@ pub struct AwsArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Send requests to this endpoint instead of Cognito's (default: AWS_ENDPOINT_URL)
+    /// Send Cognito requests to this endpoint instead of Cognito's (default:
+    /// AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL); S3 requests follow
+    /// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+
+    /// Address S3 buckets in the path (https://host/bucket/key), as S3-compatible stores
+    /// need; automatic when an S3 endpoint URL is configured
+    #[arg(long, global = true)]
+    pub s3_path_style: bool,
 
     /// Attempts per request before giving up on throttling, 5xx, timeouts and dropped connections
     #[arg(long, global = true, default_value_t = 8, value_name = "N",
@@ -69,6 +77,15 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what changed between two backups, or between a backup and a live pool
     Diff(DiffArgs),
+    /// Print a shell completion script (e.g. `source <(cbr completions bash)`)
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,9 +110,10 @@ pub struct BackupArgs {
     #[arg(short, long, value_name = "ID")]
     pub pool_id: String,
 
-    /// Output file; with --shard the index goes before the extension (backup-2.json)
+    /// Output file or S3 object (s3://bucket/path/backup.json); with --shard the index goes
+    /// before the extension (backup-2.json)
     #[arg(short, long, default_value = "backup.json", value_name = "FILE")]
-    pub out: PathBuf,
+    pub out: Location,
 
     /// Back up only shard k of n (1-based), a deterministic slice of the pool by user sub
     #[arg(long, value_name = "k/n")]
@@ -122,6 +140,11 @@ pub struct BackupArgs {
     /// Encrypt the data file to every public key in this file (one a line); repeatable
     #[arg(long, value_name = "FILE")]
     pub recipients_file: Vec<PathBuf>,
+
+    /// With an s3:// output: encrypt the objects with this KMS key (SSE-KMS; ID, ARN or
+    /// alias) instead of S3's own keys (SSE-S3)
+    #[arg(long, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,10 +173,11 @@ pub struct RestoreArgs {
     #[arg(short, long, value_name = "ID")]
     pub pool_id: String,
 
-    /// Backup files; several for a sharded backup (--in backup-*.json)
+    /// Backup files or S3 objects; several for a sharded backup (--in backup-*.json, or
+    /// --in 's3://bucket/path/backup-*.json', expanded by listing the bucket)
     #[arg(short = 'i', long = "in", default_value = "backup.json", value_name = "FILE",
           num_args = 1..)]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<Location>,
 
     /// Check the files and the target pool and print what would be done; write nothing
     #[arg(long)]
@@ -240,10 +264,11 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Backup files to check; for a sharded backup, any or all shards of the set
+    /// Backup files or S3 objects to check; for a sharded backup, any or all shards of the
+    /// set ('s3://bucket/path/backup-*.json' is expanded by listing the bucket)
     #[arg(short = 'i', long = "in", default_value = "backup.json", value_name = "FILE",
           num_args = 1..)]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<Location>,
 
     /// Also compare with this live pool: users missing, extra, or with other attributes,
     /// state or groups
@@ -273,11 +298,11 @@ pub struct VerifyArgs {
 pub struct DiffArgs {
     /// The backup to compare (the earlier one)
     #[arg(value_name = "A")]
-    pub a: PathBuf,
+    pub a: Location,
 
     /// The backup to compare it with; or give --pool-id to compare with the live pool
     #[arg(value_name = "B", required_unless_present = "pool_id")]
-    pub b: Option<PathBuf>,
+    pub b: Option<Location>,
 
     /// Compare with this live pool instead of a second backup
     #[arg(short, long, value_name = "ID", conflicts_with = "b")]
@@ -294,6 +319,15 @@ pub struct DiffArgs {
     /// Cap on ListUsers requests per second while reading the pool
     #[arg(long, value_name = "N", value_parser = parse_rps)]
     pub max_rps: Option<f64>,
+}
+
+/// Writes the man pages, from the same definitions as `--help`, into `dir`: `cbr.1` and one
+/// `cbr-<command>.1` per command (`cargo run --example man -- DIR`; the release archives carry
+/// them).
+pub fn man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command(), dir)
 }
 
 fn parse_rps(s: &str) -> Result<f64, String> {
@@ -321,13 +355,13 @@ mod tests {
         let Command::Backup(b) = cli.command else {
             panic!("backup")
         };
-        assert_eq!(b.out, PathBuf::from("backup.json"));
+        assert_eq!(b.out, Location::Local(PathBuf::from("backup.json")));
         assert_eq!(b.shard, Some(Shard { index: 2, total: 3 }));
         let cli = Cli::try_parse_from(["cbr", "restore", "-p", "pool"]).unwrap();
         let Command::Restore(r) = cli.command else {
             panic!("restore")
         };
-        assert_eq!(r.inputs, [PathBuf::from("backup.json")]);
+        assert_eq!(r.inputs, [Location::Local(PathBuf::from("backup.json"))]);
         assert_eq!(r.password_mode, PasswordMode::Permanent);
         assert!(!r.send_invitations);
     }

@@ -12,11 +12,11 @@ use crate::join::Join;
 use crate::shard;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use crate::location::Location;
 
 /// The second side of a comparison.
 pub enum Other<'a> {
-    Backup(PathBuf),
+    Backup(Location),
     Pool {
         cognito: &'a Cognito,
         region: &'a str,
@@ -84,7 +84,7 @@ impl DiffReport {
 
 /// From the backup's manifest, if it has one: the attribute users are matched by (the
 /// sign-in attribute of its pool) and about how many users there are.
-fn from_manifest(path: &Path) -> Result<(Option<String>, u64)> {
+fn from_manifest(path: &Location) -> Result<(Option<String>, u64)> {
     let manifest = shard::manifest_path(path);
     if !manifest.exists() {
         return Ok((None, 0));
@@ -100,7 +100,7 @@ fn key(user: &UserRecord, sign_in: Option<&str>) -> String {
 }
 
 /// Compares the backup `a` with `b`.
-pub async fn run(a: &Path, b: Other<'_>, ids: &Identities) -> Result<DiffReport> {
+pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffReport> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let (sign_in, expected) = from_manifest(a)?;
     let (b_path, b_name) = match b {

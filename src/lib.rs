@@ -1,5 +1,6 @@
 //! `cbr`'s library: everything but `main`, so the binary, the tests and the fuzz target share
-//! one implementation. One module owns each concept; only `cognito` calls the SDK.
+//! one implementation. One module owns each concept; only `cognito` calls Cognito and only
+//! `s3` calls S3.
 
 pub mod aws;
 pub mod backup;
@@ -9,10 +10,12 @@ pub mod cognito;
 pub mod compare;
 pub mod diff;
 pub mod join;
+pub mod location;
 pub mod memberships;
 pub mod progress;
 pub mod ratelimit;
 pub mod restore;
 pub mod selection;
+pub mod s3;
 pub mod shard;
 pub mod verify;

@@ -7,8 +7,9 @@ use anyhow::{Result, bail};
 use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
 use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
-use cbr::{aws, backup, diff, restore, verify};
-use clap::Parser;
+use cbr::location::Location;
+use cbr::{aws, backup, diff, restore, s3, verify};
+use clap::{CommandFactory, Parser};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -47,7 +48,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    // `verify` without a pool works offline: no region or credentials needed.
+    if let Command::Completions(args) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        clap_complete::generate(args.shell, &mut Cli::command(), "cbr", &mut out);
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    connect_s3(&cli).await?;
+    // `verify` without a pool works offline: no region or credentials needed (but S3
+    // inputs need both).
     if let Command::Verify(args) = &cli.command
         && args.pool_id.is_none()
     {
@@ -142,6 +151,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Completions(_) => Ok(ExitCode::SUCCESS),
         Command::Restore(mut args) => {
             args.inputs = data_files(args.inputs)?;
             let opts = restore::Options::new(&args, &region, !cli.quiet)?;
@@ -238,12 +248,29 @@ fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<Exit
     })
 }
 
-/// Drops manifests from a list of inputs, so `--in backup-*.json` works as the shell expands
-/// it (the glob also matches `backup-1.meta.json`).
-fn data_files(inputs: Vec<std::path::PathBuf>) -> Result<Vec<std::path::PathBuf>> {
-    let data: Vec<_> = inputs
+/// Sets up S3 when the command reads or writes an `s3://` location, with the same AWS
+/// settings as Cognito's.
+async fn connect_s3(cli: &Cli) -> Result<()> {
+    let (locations, kms_key_id): (Vec<&Location>, _) = match &cli.command {
+        Command::Backup(a) => (vec![&a.out], a.sse_kms_key_id.clone()),
+        Command::Restore(a) => (a.inputs.iter().collect(), None),
+        Command::Verify(a) => (a.inputs.iter().collect(), None),
+        _ => (vec![], None),
+    };
+    if locations.iter().any(|l| l.is_s3()) {
+        let client = aws::s3_client(&cli.aws).await?;
+        s3::connect(s3::Store { client, kms_key_id });
+    }
+    Ok(())
+}
+
+/// Expands S3 patterns (`s3://bucket/dir/backup-*.json`) and drops manifests from a list of
+/// inputs, so `--in backup-*.json` works as the shell expands it (the glob also matches
+/// `backup-1.meta.json`).
+fn data_files(inputs: Vec<Location>) -> Result<Vec<Location>> {
+    let data: Vec<_> = Location::expand(inputs)?
         .into_iter()
-        .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+        .filter(|p| !p.file_name().ends_with(".meta.json"))
         .collect();
     if data.is_empty() {
         bail!("no backup data files among the inputs, only manifests (*.meta.json)");

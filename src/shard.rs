@@ -12,8 +12,8 @@
 //! This mapping is part of the backup format: the same `k/n` selects the same users in every
 //! version of `cbr`. The tests pin it with fixed expected prefix sets.
 
+use crate::location::Location;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The largest shard count accepted; at this size the depth is 6 hex digits.
@@ -149,32 +149,29 @@ pub fn refine(prefixes: &[String], min_count: usize) -> Vec<String> {
 
 /// The file a shard writes: the index goes before the extension, like the Go original
 /// (`backup.json` → `backup-2.json`, `backup` → `backup-2`, `b.json.gz` → `b-2.json.gz`).
-pub fn shard_path(path: &Path, index: u32) -> PathBuf {
+pub fn shard_path(path: &Location, index: u32) -> Location {
     let (stem, ext) = split_extension(path);
-    path.with_file_name(format!("{stem}-{index}{ext}"))
+    path.with_file_name(&format!("{stem}-{index}{ext}"))
 }
 
 /// The path a shard file was named after: `backup-2.json` (shard 2) → `backup.json`.
-pub fn unshard_path(path: &Path, index: u32) -> Option<PathBuf> {
+pub fn unshard_path(path: &Location, index: u32) -> Option<Location> {
     let (stem, ext) = split_extension(path);
     let base = stem.strip_suffix(&format!("-{index}"))?;
-    Some(path.with_file_name(format!("{base}{ext}")))
+    Some(path.with_file_name(&format!("{base}{ext}")))
 }
 
 /// The manifest beside a data file: `backup.json` → `backup.meta.json`,
 /// `backup-2.json.gz` → `backup-2.meta.json`.
-pub fn manifest_path(data: &Path) -> PathBuf {
+pub fn manifest_path(data: &Location) -> Location {
     let (stem, _) = split_extension(data);
-    data.with_file_name(format!("{stem}.meta.json"))
+    data.with_file_name(&format!("{stem}.meta.json"))
 }
 
 /// Splits a file name into stem and extension, keeping `.json.gz`, `.json.age` and
 /// `.json.gz.age` together.
-fn split_extension(path: &Path) -> (String, String) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+fn split_extension(path: &Location) -> (String, String) {
+    let name = path.file_name();
     for ext in [
         ".json.gz.age",
         ".json.age",
@@ -311,7 +308,7 @@ mod tests {
 
     #[test]
     fn shard_and_manifest_names() {
-        let p = |s: &str| PathBuf::from(s);
+        let p = |s: &str| s.parse::<Location>().unwrap();
         assert_eq!(shard_path(&p("backup.json"), 2), p("backup-2.json"));
         assert_eq!(shard_path(&p("backup"), 2), p("backup-2"));
         assert_eq!(shard_path(&p("out/b.json"), 3), p("out/b-3.json"));
@@ -328,6 +325,19 @@ mod tests {
             assert_eq!(unshard_path(&shard_path(&p(name), 7), 7), Some(p(name)));
         }
         assert_eq!(unshard_path(&p("backup-2.json"), 3), None);
+        // The same names for S3 objects, under the same key prefix.
+        assert_eq!(
+            shard_path(&p("s3://bkt/nightly/b.json.gz"), 2),
+            p("s3://bkt/nightly/b-2.json.gz")
+        );
+        assert_eq!(
+            manifest_path(&p("s3://bkt/nightly/b-2.json.gz.age")),
+            p("s3://bkt/nightly/b-2.meta.json")
+        );
+        assert_eq!(
+            unshard_path(&p("s3://bkt/b-3.json"), 3),
+            Some(p("s3://bkt/b.json"))
+        );
     }
 
     /// Numbers the prefixes of a cover at depth 8 so coverage can be checked exactly.

@@ -13,12 +13,13 @@ use crate::backup_file::{
 };
 use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
+use crate::location::Location;
 use crate::shard::{self, Shard};
+use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
 
 /// Examples kept per kind of difference; the counts are always complete.
 const EXAMPLES: usize = 20;
@@ -27,7 +28,7 @@ const EXAMPLES: usize = 20;
 pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Shard files of a set that are not there.
-    pub missing_shards: Vec<PathBuf>,
+    pub missing_shards: Vec<Location>,
     /// `cognito-backup` groups files whose group settings were read.
     pub groups_files: Vec<PathBuf>,
     pub pool: Option<PoolComparison>,
@@ -37,7 +38,7 @@ pub struct VerifyReport {
 
 #[derive(Debug, Serialize)]
 pub struct FileCheck {
-    pub path: PathBuf,
+    pub path: Location,
     /// Users in the file; `null` when its records could not be read.
     pub users: Option<u64>,
     pub manifest: bool,
@@ -189,8 +190,11 @@ pub async fn run(
     ids: Identities,
 ) -> Result<VerifyReport> {
     for path in &args.inputs {
+        let Location::Local(local) = path else {
+            continue; // S3 objects are checked as they are read
+        };
         let meta =
-            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+            std::fs::metadata(local).with_context(|| format!("reading {}", path.display()))?;
         if !meta.is_file() {
             bail!("reading {}: not a file", path.display());
         }
@@ -213,10 +217,14 @@ pub async fn run(
             manifests.push((path.clone(), m));
         }
     }
-    report.missing_shards = missing_members(manifests.iter().map(|(p, m)| (p.as_path(), m)), |p| {
-        p.exists()
-    });
-    let groups_files = read_groups_files(&args.inputs, args.groups_file.as_deref())?;
+    report.missing_shards = missing_members(manifests.iter().map(|(p, m)| (p, m)), |p| p.exists());
+    let local_inputs: Vec<PathBuf> = args
+        .inputs
+        .iter()
+        .filter(|l| !l.is_s3())
+        .map(|l| l.local_path())
+        .collect();
+    let groups_files = read_groups_files(&local_inputs, args.groups_file.as_deref())?;
     report.groups_files = groups_files.iter().map(|g| g.path.clone()).collect();
     let mut definitions: BTreeMap<String, GroupRecord> = BTreeMap::new();
     for g in manifests
@@ -253,9 +261,9 @@ pub async fn run(
 
 /// Checks one file against its manifest. An encrypted file without identities is checked by
 /// its SHA-256 alone, which needs a manifest.
-fn check_file(path: &Path, ids: &Identities) -> Result<(FileCheck, Option<Manifest>)> {
+fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Option<Manifest>)> {
     let mut check = FileCheck {
-        path: path.to_path_buf(),
+        path: path.clone(),
         users: None,
         manifest: false,
         records_read: true,
@@ -406,13 +414,14 @@ async fn compare_with_pool(
     let dir = tempfile::tempdir()?;
     let live_args = BackupArgs {
         pool_id: pool_id.to_string(),
-        out: dir.path().join("live.json"),
+        out: dir.path().join("live.json").into(),
         shard: single,
         concurrency: 8,
         max_rps: None,
         no_progress: false,
         recipient: vec![],
         recipients_file: vec![],
+        sse_kms_key_id: None,
     };
     let summary = backup::snapshot(cognito, region, &live_args).await?;
     let mut live: HashMap<String, Fingerprint> = HashMap::new();

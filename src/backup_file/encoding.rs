@@ -2,12 +2,11 @@
 //! age encryption (chosen by recipients), or gzip inside age. Reading recognises each by its
 //! first bytes, whatever the file is called, and decrypts with the operator's identities.
 
+use crate::location::Location;
 use anyhow::{Context, Result, bail};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -143,8 +142,8 @@ const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 const GZIP: &[u8] = &[0x1f, 0x8b];
 
 /// Opens a data file for reading, decrypting and decompressing as its first bytes say.
-pub fn open(path: &Path, identities: &Identities) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+pub fn open(path: &Location, identities: &Identities) -> Result<Box<dyn Read + Send>> {
+    let file = path.open()?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let head = reader
         .fill_buf()
@@ -190,10 +189,9 @@ pub fn open(path: &Path, identities: &Identities) -> Result<Box<dyn Read + Send>
 
 /// Whether a data file is age-encrypted, by its first bytes (so it cannot be read without an
 /// identity).
-pub fn is_age_encrypted(path: &Path) -> Result<bool> {
+pub fn is_age_encrypted(path: &Location) -> Result<bool> {
     let mut head = Vec::with_capacity(AGE_ARMOR.len());
-    File::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
+    path.open()?
         .take(AGE_ARMOR.len() as u64)
         .read_to_end(&mut head)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -201,18 +199,15 @@ pub fn is_age_encrypted(path: &Path) -> Result<bool> {
 }
 
 /// SHA-256 of a file's bytes as stored, lower-case hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(format!("{:x}", hasher.finalize()))
+pub fn sha256_file(path: &Location) -> Result<String> {
+    path.sha256()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use age::secrecy::ExposeSecret;
-
+    
     fn roundtrip(gzip: bool, encrypt: bool) {
         let key = age::x25519::Identity::generate();
         let recipients: Vec<Box<dyn age::Recipient + Send>> = if encrypt {
@@ -223,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
         let mut enc =
-            Encoder::new(File::create(&path).unwrap(), &Encoding { gzip, recipients }).unwrap();
+            Encoder::new(std::fs::File::create(&path).unwrap(), &Encoding { gzip, recipients }).unwrap();
         enc.write_all(b"[{\"Username\":\"a\"}]").unwrap();
         enc.finish().unwrap();
         let raw = std::fs::read(&path).unwrap();
@@ -233,14 +228,14 @@ mod tests {
         let identity = age::x25519::Identity::from_str(key.to_string().expose_secret()).unwrap();
         let ids: Identities = Arc::new(vec![Box::new(identity)]);
         let mut text = String::new();
-        open(&path, &ids)
+        open(&path.clone().into(), &ids)
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "[{\"Username\":\"a\"}]");
-        assert_eq!(is_age_encrypted(&path).unwrap(), encrypt);
+        assert_eq!(is_age_encrypted(&path.clone().into()).unwrap(), encrypt);
         if encrypt {
-            let err = open(&path, &Arc::new(vec![])).err().unwrap();
+            let err = open(&path.clone().into(), &Arc::new(vec![])).err().unwrap();
             assert!(format!("{err:#}").contains("--identity"), "{err:#}");
         }
     }

@@ -2,9 +2,9 @@
 //! the backup as a whole. It holds no personal data, so it stays readable when the data file is
 //! encrypted.
 
+use crate::location::Location;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// The version of the backup format this build writes (data file and manifest together).
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,10 +51,11 @@ pub struct GroupRecord {
 }
 
 impl Manifest {
-    pub fn read(path: &Path) -> Result<Manifest> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    pub fn read(path: &Location) -> Result<Manifest> {
+        let text = path
+            .read_to_string()
+            .with_context(|| format!("reading {path}"))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {path}"))
     }
 
     pub fn to_json(&self) -> Result<Vec<u8>> {

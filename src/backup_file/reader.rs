@@ -5,17 +5,17 @@
 
 use super::encoding::{Identities, open};
 use super::record::UserRecord;
+use crate::location::Location;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 
 /// Calls `each` with every record of the file at `path`, in order, and returns the count.
 /// `each` gets the record's 1-based position. Stops at the first error, from the file or from
 /// `each`. Encrypted and compressed files are recognised by their first bytes.
 pub fn for_each_record(
-    path: &Path,
+    path: &Location,
     identities: &Identities,
     mut each: impl FnMut(u64, UserRecord) -> Result<()>,
 ) -> Result<u64> {

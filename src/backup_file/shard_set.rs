@@ -5,17 +5,17 @@
 
 use super::manifest::Manifest;
 use crate::shard::{self, Shard};
+use crate::location::Location;
 use anyhow::Result;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 /// Every member of the shard sets that `files` (data files with their manifests) belong to,
 /// for which `present` is false; sorted, each once. Files without a shard, or whose name does
 /// not follow the shard naming, belong to no set.
 pub fn missing_members<'a>(
-    files: impl IntoIterator<Item = (&'a Path, &'a Manifest)>,
-    present: impl Fn(&Path) -> bool,
-) -> Vec<PathBuf> {
+    files: impl IntoIterator<Item = (&'a Location, &'a Manifest)>,
+    present: impl Fn(&Location) -> bool,
+) -> Vec<Location> {
     let mut missing = BTreeSet::new();
     for (path, manifest) in files {
         let Some(set) = manifest
@@ -41,15 +41,15 @@ pub fn missing_members<'a>(
 /// The members of the inputs' shard sets that are not among the inputs, as their manifests
 /// say (inputs without a manifest belong to no set). A restore of these inputs would leave
 /// those shards' users out.
-pub fn missing_from_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn missing_from_inputs(inputs: &[Location]) -> Result<Vec<Location>> {
     let mut files = Vec::new();
     for path in inputs {
         let manifest_path = shard::manifest_path(path);
         if manifest_path.exists() {
-            files.push((path.as_path(), Manifest::read(&manifest_path)?));
+            files.push((path, Manifest::read(&manifest_path)?));
         }
     }
-    let given: BTreeSet<PathBuf> = inputs.iter().map(|p| same_file(p)).collect();
+    let given: BTreeSet<Location> = inputs.iter().map(same_file).collect();
     Ok(missing_members(
         files.iter().map(|(p, m)| (*p, m)),
         |member| given.contains(&same_file(member)),
@@ -58,14 +58,20 @@ pub fn missing_from_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// The first input given more than once (however its path is written), if any: the same
 /// shard twice is not a complete set.
-pub fn repeated_input(inputs: &[PathBuf]) -> Option<&PathBuf> {
+pub fn repeated_input(inputs: &[Location]) -> Option<&Location> {
     let mut seen = BTreeSet::new();
     inputs.iter().find(|p| !seen.insert(same_file(p)))
 }
 
-/// A path that names the same file however it was written (`./a.json`, `dir/../a.json`).
-fn same_file(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+/// A location that names the same file however its path was written (`./a.json`,
+/// `dir/../a.json`).
+fn same_file(location: &Location) -> Location {
+    match location {
+        Location::Local(path) => {
+            Location::Local(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        }
+        s3 => s3.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -97,41 +103,41 @@ mod tests {
     fn names_the_members_that_are_not_present() {
         let m = manifest(Some("1/3"));
         let whole = manifest(None);
-        let files = [
-            (Path::new("d/b-1.json"), &m),
-            (Path::new("d/whole.json"), &whole),
-        ];
-        let missing = missing_members(files, |p| p == Path::new("d/b-3.json"));
-        assert_eq!(
-            missing,
-            [PathBuf::from("d/b-1.json"), PathBuf::from("d/b-2.json")]
-        );
+        let (b1, whole_file): (Location, Location) =
+            ("d/b-1.json".parse().unwrap(), "d/whole.json".parse().unwrap());
+        let files = [(&b1, &m), (&whole_file, &whole)];
+        let b3: Location = "d/b-3.json".parse().unwrap();
+        let missing = missing_members(files, |p| *p == b3);
+        let expected: [Location; 2] = ["d/b-1.json".parse().unwrap(), "d/b-2.json".parse().unwrap()];
+        assert_eq!(missing, expected);
         assert!(missing_members(files, |_| true).is_empty());
     }
 
     #[test]
     fn a_restore_of_part_of_a_set_names_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let inputs: Vec<PathBuf> = (1..=3)
+        let inputs: Vec<Location> = (1..=3)
             .map(|k| {
-                let data = dir.path().join(format!("b-{k}.json"));
-                std::fs::write(&data, "[]").unwrap();
+                let data: Location = dir.path().join(format!("b-{k}.json")).into();
+                std::fs::write(data.local_path(), "[]").unwrap();
                 let m = manifest(Some(&format!("{k}/3")));
-                std::fs::write(shard::manifest_path(&data), m.to_json().unwrap()).unwrap();
+                shard::manifest_path(&data)
+                    .write_atomic(&m.to_json().unwrap())
+                    .unwrap();
                 data
             })
             .collect();
         assert!(missing_from_inputs(&inputs).unwrap().is_empty());
         assert_eq!(repeated_input(&inputs), None);
         // The same file written another way counts as given.
-        let other_spelling = dir.path().join(".").join("b-2.json");
+        let other_spelling: Location = dir.path().join(".").join("b-2.json").into();
         let twice = [inputs[1].clone(), inputs[0].clone(), other_spelling.clone()];
         assert_eq!(repeated_input(&twice), Some(&other_spelling));
         let some = [inputs[0].clone(), other_spelling];
         assert_eq!(missing_from_inputs(&some).unwrap(), [inputs[2].clone()]);
         // A file without a manifest belongs to no set.
-        let loose = dir.path().join("loose.json");
-        std::fs::write(&loose, "[]").unwrap();
+        let loose: Location = dir.path().join("loose.json").into();
+        std::fs::write(loose.local_path(), "[]").unwrap();
         assert!(missing_from_inputs(&[loose]).unwrap().is_empty());
     }
 }

@@ -1,9 +1,11 @@
 //! Writing backup files safely: a temporary file in the destination's directory (mode 0600)
-//! renamed into place only when complete, a SHA-256 of the bytes as they are written, and
-//! spools that hold one prefix's users until their turn in the output.
+//! renamed into place only when complete (or, for S3, an upload completed only then, through
+//! `location`), a SHA-256 of the bytes as they are written, and spools that hold one prefix's
+//! users until their turn in the output.
 
 use super::encoding::{Encoder, Encoding};
 use super::record::UserRecord;
+use crate::location::{Location, Output};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -108,8 +110,8 @@ pub fn format_record(record: &UserRecord) -> Result<Vec<u8>> {
 /// The data file: a JSON array of user records, written in chunks, compressed and encrypted
 /// as its encoding says, hashed as stored.
 pub struct DataWriter {
-    file: AtomicFile,
-    out: Encoder<HashingWriter<File>>,
+    location: Location,
+    out: Encoder<HashingWriter<Output>>,
     count: u64,
 }
 
@@ -120,17 +122,17 @@ pub struct Written {
 }
 
 impl DataWriter {
-    pub fn create(path: &Path, encoding: &Encoding) -> Result<DataWriter> {
-        let file = AtomicFile::create(path)?;
+    /// Starts the file; fails now if the destination cannot be written.
+    pub fn create(location: &Location, encoding: &Encoding) -> Result<DataWriter> {
         let hashing = HashingWriter {
-            inner: file.reopen()?,
+            inner: location.create()?,
             hasher: Sha256::new(),
         };
-        let mut out = Encoder::new(hashing, encoding)
-            .with_context(|| format!("starting {}", path.display()))?;
+        let mut out =
+            Encoder::new(hashing, encoding).with_context(|| format!("starting {location}"))?;
         out.write_all(b"[")?;
         Ok(DataWriter {
-            file,
+            location: location.clone(),
             out,
             count: 0,
         })
@@ -151,22 +153,22 @@ impl DataWriter {
             reader.read_exact(&mut comma)?;
         }
         io::copy(&mut reader, &mut self.out)
-            .with_context(|| format!("writing {}", self.file.path().display()))?;
+            .with_context(|| format!("writing {}", self.location))?;
         self.count += spool.count;
         Ok(())
     }
 
-    /// Closes the array, flushes, and returns the hash and count. The file is still under its
-    /// temporary name until [`DataWriter::commit`].
-    pub fn finish(mut self) -> Result<(AtomicFile, Written)> {
+    /// Closes the array, flushes, and returns the hash and count. The file is not under its
+    /// final name until [`Output::commit`].
+    pub fn finish(mut self) -> Result<(Output, Written)> {
         self.out.write_all(b"\n]\n")?;
         let inner = self
             .out
             .finish()
-            .with_context(|| format!("writing {}", self.file.path().display()))?;
+            .with_context(|| format!("writing {}", self.location))?;
         let sha256 = format!("{:x}", inner.hasher.finalize());
         Ok((
-            self.file,
+            inner.inner,
             Written {
                 sha256,
                 count: self.count,
@@ -238,7 +240,7 @@ mod tests {
     fn spools_concatenate_into_one_array_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("backup.json");
-        let mut w = DataWriter::create(&path, &Encoding::default()).unwrap();
+        let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
         let mut a = Spool::new(dir.path()).unwrap();
         let mut empty = Spool::new(dir.path()).unwrap();
         let mut b = Spool::new(dir.path()).unwrap();
@@ -272,7 +274,7 @@ mod tests {
     fn empty_backup_is_an_empty_array() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
-        let (file, written) = DataWriter::create(&path, &Encoding::default())
+        let (file, written) = DataWriter::create(&path.clone().into(), &Encoding::default())
             .unwrap()
             .finish()
             .unwrap();
@@ -287,7 +289,7 @@ mod tests {
     fn dropped_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.json");
-        let mut w = DataWriter::create(&path, &Encoding::default()).unwrap();
+        let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
         let mut s = Spool::new(dir.path()).unwrap();
         s.push(&user("a")).unwrap();
         w.append(&mut s).unwrap();

@@ -15,7 +15,7 @@ use crate::shard;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::path::PathBuf;
+use crate::location::Location;
 
 /// The longest value Cognito accepts for an attribute.
 pub const MAX_VALUE_LENGTH: usize = 2048;
@@ -398,7 +398,7 @@ pub fn refuse(pool_id: &str, problems: &[String]) -> Result<()> {
 }
 
 /// Inputs for the message: `backup.json` and its siblings.
-pub fn describe_inputs(inputs: &[PathBuf]) -> String {
+pub fn describe_inputs(inputs: &[Location]) -> String {
     inputs
         .iter()
         .map(|p| p.display().to_string())

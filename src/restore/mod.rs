@@ -20,13 +20,14 @@ use crate::backup_file::{
 };
 use crate::cli::{InvitationMedium, OutputFormat, PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, PoolInfo};
+use crate::location::Location;
 use crate::progress::Progress;
 use crate::selection::Selection;
 use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
 use plan::{Action, Rules, Step};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -41,7 +42,7 @@ const MESSAGE_TRIGGERS: [&str; 3] = ["CustomMessage", "CustomEmailSender", "Cust
 pub struct Options {
     pub pool_id: String,
     pub region: String,
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<Location>,
     pub dry_run: bool,
     /// The dry run's plan on stdout: text, or JSON for review in CI.
     pub output: OutputFormat,
@@ -66,7 +67,14 @@ impl Options {
             bail!("--send-invitations needs --password-mode temporary");
         }
         let selection = Selection::new(&args.user, &args.users_from, args.filter.clone())?;
-        let extra_groups = read_groups_files(&args.inputs, args.groups_file.as_deref())?
+        // Another tool's groups file sits beside local inputs only.
+        let local_inputs: Vec<PathBuf> = args
+            .inputs
+            .iter()
+            .filter(|l| !l.is_s3())
+            .map(|l| l.local_path())
+            .collect();
+        let extra_groups = read_groups_files(&local_inputs, args.groups_file.as_deref())?
             .into_iter()
             .flat_map(|f| f.groups)
             .collect();
@@ -305,6 +313,7 @@ fn dry_run(
     opts: &Options,
     plan_file: std::fs::File,
     report: &mut Report,
+    new_groups: &[&str],
     triggers: &[String],
 ) -> Result<()> {
     #[derive(serde::Serialize)]
@@ -322,11 +331,15 @@ fn dry_run(
     if json {
         write!(
             out,
-            "{{\"pool_id\":{},\"users\":[",
-            serde_json::to_string(&opts.pool_id)?
+            "{{\"pool_id\":{},\"new_groups\":{},\"users\":[",
+            serde_json::to_string(&opts.pool_id)?,
+            serde_json::to_string(new_groups)?
         )?;
     } else {
         writeln!(out, "would restore into {}:", opts.pool_id)?;
+        for g in new_groups {
+            writeln!(out, "  create group {g}")?;
+        }
     }
     let mut first = true;
     plan::for_each_step(plan_file, |step| {
@@ -445,14 +458,11 @@ fn write_report(opts: &Options, report: &Report) -> Result<()> {
 }
 
 /// `backup.json` → `backup.sub-map.jsonl`, beside the (first) input.
-fn default_sub_map(input: &Path) -> PathBuf {
-    let manifest = shard::manifest_path(input);
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// An S3 input's map goes to the current directory.
+fn default_sub_map(input: &Location) -> PathBuf {
+    let name = shard::manifest_path(input).file_name();
     let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
-    input.with_file_name(format!("{stem}.sub-map.jsonl"))
+    input.local_path().with_file_name(format!("{stem}.sub-map.jsonl"))
 }
 
 #[cfg(test)]
@@ -462,11 +472,11 @@ mod tests {
     #[test]
     fn sub_map_sits_beside_the_input() {
         assert_eq!(
-            default_sub_map(Path::new("dir/backup.json")),
+            default_sub_map(&"dir/backup.json".parse().unwrap()),
             PathBuf::from("dir/backup.sub-map.jsonl")
         );
         assert_eq!(
-            default_sub_map(Path::new("backup-2.json.gz")),
+            default_sub_map(&"backup-2.json.gz".parse().unwrap()),
             PathBuf::from("backup-2.sub-map.jsonl")
         );
     }
