@@ -9,10 +9,10 @@ use crate::backup_file::{Identities, Manifest, UserRecord, for_each_record};
 use crate::cognito::Cognito;
 use crate::compare::UserDiff;
 use crate::join::Join;
+use crate::location::Location;
 use crate::shard;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use crate::location::Location;
 
 /// The second side of a comparison.
 pub enum Other<'a> {

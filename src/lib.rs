@@ -15,7 +15,7 @@ pub mod memberships;
 pub mod progress;
 pub mod ratelimit;
 pub mod restore;
-pub mod selection;
 pub mod s3;
+pub mod selection;
 pub mod shard;
 pub mod verify;

@@ -15,11 +15,11 @@ use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
 use crate::location::Location;
 use crate::shard::{self, Shard};
-use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
 
 /// Examples kept per kind of difference; the counts are always complete.
 const EXAMPLES: usize = 20;

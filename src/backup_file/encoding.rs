@@ -207,7 +207,7 @@ pub fn sha256_file(path: &Location) -> Result<String> {
 mod tests {
     use super::*;
     use age::secrecy::ExposeSecret;
-    
+
     fn roundtrip(gzip: bool, encrypt: bool) {
         let key = age::x25519::Identity::generate();
         let recipients: Vec<Box<dyn age::Recipient + Send>> = if encrypt {
@@ -217,8 +217,11 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data");
-        let mut enc =
-            Encoder::new(std::fs::File::create(&path).unwrap(), &Encoding { gzip, recipients }).unwrap();
+        let mut enc = Encoder::new(
+            std::fs::File::create(&path).unwrap(),
+            &Encoding { gzip, recipients },
+        )
+        .unwrap();
         enc.write_all(b"[{\"Username\":\"a\"}]").unwrap();
         enc.finish().unwrap();
         let raw = std::fs::read(&path).unwrap();

@@ -4,8 +4,8 @@
 //! which are not on disk, `restore` which are not among its inputs.
 
 use super::manifest::Manifest;
-use crate::shard::{self, Shard};
 use crate::location::Location;
+use crate::shard::{self, Shard};
 use anyhow::Result;
 use std::collections::BTreeSet;
 
@@ -103,12 +103,15 @@ mod tests {
     fn names_the_members_that_are_not_present() {
         let m = manifest(Some("1/3"));
         let whole = manifest(None);
-        let (b1, whole_file): (Location, Location) =
-            ("d/b-1.json".parse().unwrap(), "d/whole.json".parse().unwrap());
+        let (b1, whole_file): (Location, Location) = (
+            "d/b-1.json".parse().unwrap(),
+            "d/whole.json".parse().unwrap(),
+        );
         let files = [(&b1, &m), (&whole_file, &whole)];
         let b3: Location = "d/b-3.json".parse().unwrap();
         let missing = missing_members(files, |p| *p == b3);
-        let expected: [Location; 2] = ["d/b-1.json".parse().unwrap(), "d/b-2.json".parse().unwrap()];
+        let expected: [Location; 2] =
+            ["d/b-1.json".parse().unwrap(), "d/b-2.json".parse().unwrap()];
         assert_eq!(missing, expected);
         assert!(missing_members(files, |_| true).is_empty());
     }

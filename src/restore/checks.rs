@@ -11,11 +11,11 @@ use crate::backup_file::{
 };
 use crate::cognito::PoolInfo;
 use crate::compare::is_writable;
+use crate::location::Location;
 use crate::shard;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use crate::location::Location;
 
 /// The longest value Cognito accepts for an attribute.
 pub const MAX_VALUE_LENGTH: usize = 2048;

@@ -462,7 +462,9 @@ fn write_report(opts: &Options, report: &Report) -> Result<()> {
 fn default_sub_map(input: &Location) -> PathBuf {
     let name = shard::manifest_path(input).file_name();
     let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
-    input.local_path().with_file_name(format!("{stem}.sub-map.jsonl"))
+    input
+        .local_path()
+        .with_file_name(format!("{stem}.sub-map.jsonl"))
 }
 
 #[cfg(test)]
