@@ -174,7 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             report.print();
             Ok(if report.interrupted {
                 ExitCode::from(exit::INTERRUPTED)
-            } else if report.succeeded() {
+            } else if report.dry_run || report.succeeded() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(exit::INCOMPLETE)

@@ -9,8 +9,7 @@ mod common;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
     AliasAttributeType, AttributeDataType, LambdaConfigType, NumberAttributeConstraintsType,
-    SchemaAttributeType, StringAttributeConstraintsType, UsernameAttributeType,
-    UsernameConfigurationType,
+    SchemaAttributeType, StringAttributeConstraintsType, UsernameConfigurationType,
 };
 use common::*;
 use serde_json::{Value, json};
