@@ -13,12 +13,13 @@ use crate::backup_file::{
 };
 use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
+use crate::compare::UserDiff;
+use crate::join::Join;
 use crate::location::Location;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Examples kept per kind of difference; the counts are always complete.
@@ -76,7 +77,8 @@ pub struct PoolComparison {
 #[derive(Debug, Serialize)]
 pub struct Difference {
     pub user: String,
-    pub fields: Vec<&'static str>,
+    /// In restore's and diff's vocabulary: `attribute:<name>`, `enabled`, `status`, `groups`.
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -319,43 +321,6 @@ fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Option<Ma
     Ok((check, Some(manifest)))
 }
 
-/// What is compared of a user: attributes without `sub`, enabled, status, groups (`None`
-/// when a backup record carries no `Groups` list).
-struct Fingerprint {
-    attributes: u64,
-    enabled: bool,
-    status: String,
-    groups: Option<u64>,
-}
-
-fn fingerprint(user: &UserRecord) -> Fingerprint {
-    let mut attributes: Vec<(&str, Option<&str>)> = user
-        .attributes
-        .iter()
-        .filter(|a| a.name != "sub")
-        .map(|a| (a.name.as_str(), a.value.as_deref()))
-        .collect();
-    attributes.sort();
-    Fingerprint {
-        attributes: hash(&attributes),
-        enabled: user.enabled,
-        status: user.status().to_string(),
-        groups: user.groups.as_deref().map(groups_hash),
-    }
-}
-
-/// The same for any order of the same groups; an empty list is no groups.
-fn groups_hash(groups: &[String]) -> u64 {
-    let sorted: BTreeSet<&String> = groups.iter().collect();
-    hash(&sorted)
-}
-
-fn hash(value: &impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
-}
-
 /// Users are matched by username, or in pools where people sign in with email or phone (whose
 /// usernames are generated), by that attribute.
 fn key(user: &UserRecord, sign_in: Option<&str>) -> String {
@@ -424,7 +389,6 @@ async fn compare_with_pool(
         sse_kms_key_id: None,
     };
     let summary = backup::snapshot(cognito, region, &live_args).await?;
-    let mut live: HashMap<String, Fingerprint> = HashMap::new();
     let in_scope = |user: &UserRecord| {
         whole
             || single.is_some()
@@ -432,79 +396,73 @@ async fn compare_with_pool(
                 .sub()
                 .is_some_and(|sub| shards.iter().flatten().any(|s| s.contains_sub(sub)))
     };
+    let sign_in = sign_in.as_deref();
+    let mut join = Join::new(dir.path(), summary.users)?;
+    let mut cmp = PoolComparison {
+        pool_id: pool_id.to_string(),
+        ..Default::default()
+    };
     for_each_record(&summary.data, &Identities::default(), |_, user| {
         if in_scope(&user) {
-            live.insert(key(&user, sign_in.as_deref()), fingerprint(&user));
+            cmp.users_in_pool += 1;
+            join.push_right(&key(&user, sign_in), &user)?;
         }
         Ok(())
     })?;
-    let mut cmp = PoolComparison {
-        pool_id: pool_id.to_string(),
-        users_in_pool: live.len() as u64,
-        ..Default::default()
-    };
     let live_groups: BTreeMap<String, GroupRecord> = Manifest::read(&summary.manifest)?
         .groups
         .into_iter()
         .map(|g| (g.name.clone(), g))
         .collect();
     let mut wanted_groups: BTreeSet<String> = definitions.keys().cloned().collect();
-    // A live listing of a pool without groups carries no `Groups` lists: no memberships.
-    let no_groups = groups_hash(&[]);
     let mut without_memberships = 0u64;
-
-    let mut seen: BTreeSet<String> = BTreeSet::new();
     for path in &args.inputs {
         for_each_record(path, ids, |_, user| {
             cmp.users_in_backup += 1;
             wanted_groups.extend(user.groups().iter().cloned());
-            let k = key(&user, sign_in.as_deref());
-            let Some(now) = live.get(&k) else {
+            without_memberships += u64::from(user.groups.is_none());
+            join.push_left(&key(&user, sign_in), &user)
+        })?;
+    }
+    join.run(|was, now| {
+        match (was, now) {
+            (Some(was), None) => {
                 cmp.missing_from_pool += 1;
                 if cmp.examples_missing.len() < EXAMPLES {
-                    let note = if user.status() == EXTERNAL_PROVIDER {
+                    let note = if was.status() == EXTERNAL_PROVIDER {
                         " (federated: returns on next sign-in)"
                     } else {
                         ""
                     };
-                    cmp.examples_missing.push(format!("{k}{note}"));
-                }
-                return Ok(());
-            };
-            seen.insert(k.clone());
-            let was = fingerprint(&user);
-            let mut fields = Vec::new();
-            if was.attributes != now.attributes {
-                fields.push("attributes");
-            }
-            if was.enabled != now.enabled {
-                fields.push("enabled");
-            }
-            if was.status != now.status {
-                fields.push("status");
-            }
-            match was.groups {
-                Some(groups) if groups != now.groups.unwrap_or(no_groups) => fields.push("groups"),
-                Some(_) => {}
-                None => without_memberships += 1,
-            }
-            if fields.is_empty() {
-                cmp.matching += 1;
-            } else {
-                cmp.different += 1;
-                if cmp.examples_different.len() < EXAMPLES {
-                    cmp.examples_different.push(Difference { user: k, fields });
+                    cmp.examples_missing
+                        .push(format!("{}{note}", key(&was, sign_in)));
                 }
             }
-            Ok(())
-        })?;
-    }
-    for k in live.keys().filter(|k| !seen.contains(*k)) {
-        cmp.extra_in_pool += 1;
-        if cmp.examples_extra.len() < EXAMPLES {
-            cmp.examples_extra.push(k.clone());
+            (None, Some(now)) => {
+                cmp.extra_in_pool += 1;
+                if cmp.examples_extra.len() < EXAMPLES {
+                    cmp.examples_extra.push(key(&now, sign_in));
+                }
+            }
+            (Some(was), Some(now)) => {
+                // A file without memberships says nothing about them (see not_compared).
+                let fields = UserDiff::between(&was, &now).fields();
+                if fields.is_empty() {
+                    cmp.matching += 1;
+                } else {
+                    cmp.different += 1;
+                    if cmp.examples_different.len() < EXAMPLES {
+                        cmp.examples_different.push(Difference {
+                            user: key(&was, sign_in),
+                            fields,
+                        });
+                    }
+                }
+            }
+            (None, None) => {}
         }
-    }
+        Ok(())
+    })?;
     cmp.examples_extra.sort();
     cmp.groups_missing_from_pool = wanted_groups
         .iter()
@@ -597,10 +555,18 @@ mod tests {
 
     #[test]
     fn an_empty_group_list_is_no_groups_in_any_order() {
-        assert_eq!(groups_hash(&[]), groups_hash(&[]));
-        let ab = ["a".to_string(), "b".to_string()];
-        let ba = ["b".to_string(), "a".to_string()];
-        assert_eq!(groups_hash(&ab), groups_hash(&ba));
-        assert_ne!(groups_hash(&ab), groups_hash(&[]));
+        let user = |groups: Option<&[&str]>| -> UserRecord {
+            let mut u: UserRecord = serde_json::from_str(r#"{"Username":"a"}"#).unwrap();
+            u.groups = groups.map(|g| g.iter().map(|s| s.to_string()).collect());
+            u
+        };
+        let empty: &[&str] = &[];
+        assert!(UserDiff::between(&user(Some(empty)), &user(None)).is_empty());
+        let (ab, ba) = (user(Some(&["a", "b"])), user(Some(&["b", "a"])));
+        assert!(UserDiff::between(&ab, &ba).is_empty());
+        assert_eq!(
+            UserDiff::between(&ab, &user(Some(empty))).fields(),
+            ["groups"]
+        );
     }
 }

@@ -316,7 +316,12 @@ async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
             "r.json",
         ],
     );
-    std::thread::sleep(Duration::from_millis(3000));
+    // Interrupt once users are being written (the pool is read first).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snapshot(&c, &target).await.is_empty() {
+        assert!(Instant::now() < deadline, "no user was created");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));

@@ -120,12 +120,145 @@ pub fn key(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
     })
 }
 
+/// What is known before the first write: the plan, and what the report starts from.
+enum Prepared {
+    /// A dry run, finished.
+    Done(Box<Report>),
+    Ready(Box<Ready>),
+}
+
+struct Ready {
+    pool: PoolInfo,
+    plan_file: std::fs::File,
+    report: Report,
+    missing_groups: Vec<GroupRecord>,
+    native_users: u64,
+    /// Holds the plan's files until the restore ends.
+    _dir: tempfile::TempDir,
+}
+
 pub async fn run(
     cognito: &Cognito,
     opts: &Options,
     ids: Identities,
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<Report> {
+    tokio::pin!(interrupted);
+    let prepared = tokio::select! {
+        prepared = prepare(cognito, opts, ids) => prepared?,
+        _ = &mut interrupted => {
+            tracing::warn!("interrupted before the first write: nothing was written");
+            let report = Report {
+                pool_id: opts.pool_id.clone(),
+                dry_run: opts.dry_run,
+                interrupted: true,
+                ..Report::default()
+            };
+            write_report(opts, &report)?;
+            return Ok(report);
+        }
+    };
+    let (pool, plan_file, mut report, missing_groups, native_users, _dir) = match prepared {
+        Prepared::Done(report) => return Ok(*report),
+        Prepared::Ready(ready) => {
+            let Ready {
+                pool,
+                plan_file,
+                report,
+                missing_groups,
+                native_users,
+                _dir,
+            } = *ready;
+            (pool, plan_file, report, missing_groups, native_users, _dir)
+        }
+    };
+    let rules = Rules {
+        update_existing: opts.update_existing,
+        password_mode: opts.password_mode,
+    };
+    for group in &missing_groups {
+        if cognito
+            .create_group(&opts.pool_id, group)
+            .await
+            .map_err(|e| anyhow!("creating group {:?} in {}: {e}", group.name, opts.pool_id))?
+        {
+            report.groups_created += 1;
+        } else {
+            report.groups_already_present += 1;
+        }
+    }
+
+    let sub_map_file = AtomicFile::create(&opts.sub_map)?;
+    report.sub_map = Some(opts.sub_map.clone());
+    let ctx = Arc::new(apply::Worker {
+        cognito: cognito.clone(),
+        pool,
+        rules,
+        invitations: opts.invitations,
+        report: Mutex::new(report),
+        sub_map: Mutex::new(std::io::BufWriter::new(sub_map_file.reopen()?)),
+        progress: Progress::start("restored", Some(native_users), opts.progress),
+    });
+
+    // A reader thread streams the plan's steps; workers take them one at a time.
+    let (tx, rx) = mpsc::channel::<Step>(opts.concurrency * 2);
+    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
+        plan::for_each_step(plan_file, |step| {
+            tx.blocking_send(step)
+                .map_err(|_| anyhow!("restore stopped"))
+        })
+    });
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut workers = tokio::task::JoinSet::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for _ in 0..opts.concurrency {
+        let (ctx, rx, mut stopped) = (ctx.clone(), rx.clone(), stopped.clone());
+        workers.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = stopped.changed() => None,
+                    step = async { rx.lock().await.recv().await } => step,
+                };
+                let Some(step) = next else { return };
+                ctx.run(step).await;
+            }
+        });
+    }
+    let was_interrupted = tokio::select! {
+        _ = async { while workers.join_next().await.is_some() {} } => false,
+        _ = &mut interrupted => {
+            tracing::warn!("interrupted: finishing the calls in flight, taking no new users");
+            let _ = stop.send(true);
+            while workers.join_next().await.is_some() {}
+            true
+        }
+    };
+    drop(rx);
+    let read_result = reader.await.context("reading the plan")?;
+    ctx.progress.finish();
+
+    let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
+    ctx.sub_map
+        .into_inner()
+        .expect("sub map lock")
+        .flush()
+        .context("writing the sub map")?;
+    sub_map_file.commit()?;
+    let mut report = ctx.report.into_inner().expect("report lock");
+    report.interrupted = was_interrupted;
+    report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
+    report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
+    if !was_interrupted && let Err(e) = read_result {
+        report.input_error = Some(format!("{e:#}"));
+    }
+    write_report(opts, &report)?;
+    Ok(report)
+}
+
+/// Everything before the first write: the checks, the reading of the pool, the plan, and the
+/// decision on triggers. A dry run ends here.
+async fn prepare(cognito: &Cognito, opts: &Options, ids: Identities) -> Result<Prepared> {
     let pool = cognito.describe_pool(&opts.pool_id).await?;
     let inv = {
         let (opts, ids, pool) = (opts.clone(), ids.clone(), pool.clone());
@@ -198,7 +331,7 @@ pub async fn run(
         let names: Vec<&str> = missing_groups.iter().map(|g| g.name.as_str()).collect();
         dry_run(opts, plan_file, &mut report, &names, &triggers)?;
         write_report(opts, &report)?;
-        return Ok(report);
+        return Ok(Prepared::Done(Box::new(report)));
     }
     if !triggers.is_empty() && !opts.allow_triggers {
         bail!(
@@ -210,85 +343,14 @@ pub async fn run(
         );
     }
 
-    for group in missing_groups {
-        if cognito
-            .create_group(&opts.pool_id, group)
-            .await
-            .map_err(|e| anyhow!("creating group {:?} in {}: {e}", group.name, opts.pool_id))?
-        {
-            report.groups_created += 1;
-        } else {
-            report.groups_already_present += 1;
-        }
-    }
-
-    let sub_map_file = AtomicFile::create(&opts.sub_map)?;
-    report.sub_map = Some(opts.sub_map.clone());
-    let ctx = Arc::new(apply::Worker {
-        cognito: cognito.clone(),
+    Ok(Prepared::Ready(Box::new(Ready {
         pool,
-        rules,
-        invitations: opts.invitations,
-        report: Mutex::new(report),
-        sub_map: Mutex::new(std::io::BufWriter::new(sub_map_file.reopen()?)),
-        progress: Progress::start("restored", Some(inv.users - inv.federated), opts.progress),
-    });
-
-    // A reader thread streams the plan's steps; workers take them one at a time.
-    let (tx, rx) = mpsc::channel::<Step>(opts.concurrency * 2);
-    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        plan::for_each_step(plan_file, |step| {
-            tx.blocking_send(step)
-                .map_err(|_| anyhow!("restore stopped"))
-        })
-    });
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut workers = tokio::task::JoinSet::new();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    for _ in 0..opts.concurrency {
-        let (ctx, rx, mut stopped) = (ctx.clone(), rx.clone(), stopped.clone());
-        workers.spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = stopped.changed() => None,
-                    step = async { rx.lock().await.recv().await } => step,
-                };
-                let Some(step) = next else { return };
-                ctx.run(step).await;
-            }
-        });
-    }
-    tokio::pin!(interrupted);
-    let was_interrupted = tokio::select! {
-        _ = async { while workers.join_next().await.is_some() {} } => false,
-        _ = &mut interrupted => {
-            tracing::warn!("interrupted: finishing the calls in flight, taking no new users");
-            let _ = stop.send(true);
-            while workers.join_next().await.is_some() {}
-            true
-        }
-    };
-    drop(rx);
-    let read_result = reader.await.context("reading the plan")?;
-    ctx.progress.finish();
-
-    let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
-    ctx.sub_map
-        .into_inner()
-        .expect("sub map lock")
-        .flush()
-        .context("writing the sub map")?;
-    sub_map_file.commit()?;
-    let mut report = ctx.report.into_inner().expect("report lock");
-    report.interrupted = was_interrupted;
-    report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
-    report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
-    if !was_interrupted && let Err(e) = read_result {
-        report.input_error = Some(format!("{e:#}"));
-    }
-    write_report(opts, &report)?;
-    Ok(report)
+        plan_file,
+        report,
+        missing_groups: missing_groups.into_iter().cloned().collect(),
+        native_users: inv.users - inv.federated,
+        _dir: dir,
+    })))
 }
 
 /// The triggers a run would set off: creation triggers when users are created, message
