@@ -23,11 +23,14 @@ must survive:
 * per-pool limits on group operations on top of the category quotas;
 * GetProvisionedLimit, which moto lacks, answered with the quotas the layer enforces;
 * a log of every request received (``--record``) and per-op counters
-  (``GET /_layer/stats``, ``POST /_layer/reset-stats``).
+  (``GET /_layer/stats``, ``POST /_layer/reset-stats``); ``POST /_layer/forget`` drops
+  what the layer holds about pools (indexes, settings, usernames) after writes made directly
+  on moto.
 
 Users written directly into moto (not through the layer) after the layer first looked at a
 case-insensitive pool are seen only once the pool's user count changes or a lookup misses;
-tests create such users through the layer, or before their first call through it.
+tests create such users through the layer, or before their first call through it, or POST
+``/_layer/forget`` after writing behind it (the ListUsers index needs that too).
 
 It speaks the AWS JSON 1.1 protocol (``X-Amz-Target: AWSCognitoIdentityProviderService.Op``)
 and prints ``LISTENING 127.0.0.1:<port>`` on stdout once it accepts connections.
@@ -783,6 +786,13 @@ class Layer:
                 settings.check_username(username)
             settings.check_attributes("AdminCreateUser", body.get("UserAttributes"))
             attrs = attrs_of(body.get("UserAttributes"))
+            # In a pool that signs in with email (phone), the username is the address.
+            if username is not None and "email" in settings.username_attributes and \
+                    EMAIL_FORMAT.match(username):
+                attrs.setdefault("email", username)
+            if username is not None and "phone_number" in settings.username_attributes and \
+                    PHONE_FORMAT.match(username):
+                attrs.setdefault("phone_number", username)
             if username is not None and not settings.case_sensitive:
                 if self.stored_name(pool, username, headers) is not None:
                     raise AwsError(400, "UsernameExistsException", "User account already exists")
@@ -983,6 +993,9 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/_layer/reset-stats":
             layer.reset_stats()
+            return self.send_json({"ok": True})
+        if self.path == "/_layer/forget":  # pools were written behind the layer's back
+            layer.note_write(None, None)
             return self.send_json({"ok": True})
         target = self.headers.get("X-Amz-Target", "")
         op = target[len(TARGET_PREFIX):] if target.startswith(TARGET_PREFIX) else None

@@ -305,6 +305,18 @@ class IndexTest(LayerTest):
         list_all(url, body)
         self.assertEqual(counter.counts["ListUsers"], 3)
 
+    def test_forget_after_writes_behind_the_layer(self):
+        url = self.start_layer("--index-listings")
+        body = {"UserPoolId": pool_id, "Filter": 'username = "zz-behind"'}
+        self.assertEqual(list_all(url, body)[0], [])
+        client(moto_url).admin_create_user(UserPoolId=pool_id, Username="zz-behind",
+                                           MessageAction="SUPPRESS")
+        self.addCleanup(client(moto_url).admin_delete_user, UserPoolId=pool_id, Username="zz-behind")
+        self.assertEqual(list_all(url, body)[0], [])  # the index does not know
+        urllib.request.urlopen(urllib.request.Request(url + "/_layer/forget", data=b"",
+                                                      method="POST")).read()
+        self.assertEqual([u["Username"] for u in list_all(url, body)[0]], ["zz-behind"])
+
     def test_bad_filter_and_pool(self):
         url = self.start_layer("--index-listings")
         for filt in ['custom:tenant = "t1"', 'email == "x"', "email = x"]:
@@ -782,6 +794,14 @@ class TriggerMessageTest(LayerTest):
         urllib.request.urlopen(urllib.request.Request(url + "/_layer/reset-stats", data=b"",
                                                       method="POST")).read()
         self.assertEqual((self.stats(url)["triggers"], self.stats(url)["messages"]), ({}, []))
+
+    def test_email_sign_in_pools_invite_to_the_username(self):
+        url = self.start_layer()
+        pool = new_pool(UsernameAttributes=["email"])
+        self.assertEqual(call(url, "AdminCreateUser", {
+            "UserPoolId": pool, "Username": "ann@example.com",
+            "DesiredDeliveryMediums": ["EMAIL"]})[0], 200)
+        self.assertEqual([m["medium"] for m in self.stats(url)["messages"]], ["EMAIL"])
 
     def test_no_triggers_without_lambda_config(self):
         url = self.start_layer()
