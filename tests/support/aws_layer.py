@@ -92,8 +92,11 @@ PROVISIONED = {**{cat: rate for cat, (rate, _) in QUOTAS.items()}, **OTHER_CATEG
 # Operations on a pool's groups have a per-pool, per-operation limit on top of the account-wide
 # category quota (the quotas page says so; the issue says "a few requests a second"). The
 # figure could not be confirmed with the search tool (only the page's opening paragraphs are
-# stored), so it is the assumed 5 requests per second per pool per operation; scaled with
-# --quota-scale like the others.
+# stored), so it is the assumed 5 requests per second per pool per operation (`--group-rate`
+# sets another). It is multiplied by --quota-scale when that raises the quotas (quotas2x), but
+# not lowered by a scale under 1: those runs model an account with small category quotas,
+# which says nothing about per-pool limits (and `--max-rps` under the category quota must
+# then still mean no throttling).
 GROUP_OPS_PER_POOL_RATE = 5
 GROUP_OPS = ("CreateGroup", "GetGroup", "UpdateGroup", "DeleteGroup", "ListGroups")
 
@@ -511,7 +514,7 @@ class Layer:
             key = (body["UserPoolId"], op)
             with self.lock:
                 if key not in self.group_buckets:
-                    rate = GROUP_OPS_PER_POOL_RATE * self.args.quota_scale
+                    rate = self.args.group_rate * max(1.0, self.args.quota_scale)
                     self.group_buckets[key] = TokenBucket(
                         rate, max(1.0, rate * self.args.burst_seconds))
                 pool_bucket = self.group_buckets[key]
@@ -1051,6 +1054,10 @@ def main(argv=None):
     p.add_argument("--quotas", action="store_true", help="enforce Cognito's request-rate quotas")
     p.add_argument("--quota-scale", type=float, default=1.0, help="multiply every quota rate (and the per-pool group limits, and what "
                         "GetProvisionedLimit answers)")
+    p.add_argument("--group-rate", type=float, default=GROUP_OPS_PER_POOL_RATE,
+                   help="with --quotas: requests per second per pool for each of CreateGroup, "
+                        "GetGroup, UpdateGroup, DeleteGroup, ListGroups (default: %(default)s; "
+                        "multiplied by a --quota-scale above 1)")
     p.add_argument("--burst-seconds", type=float, default=1.0,
                    help="bucket capacity, in seconds of the rate")
     p.add_argument("--faults", metavar="SPEC",

@@ -909,10 +909,15 @@ class GroupLimitTest(LayerTest):
         self.assertEqual(self.burst(url, a, "ListGroups", 3), [200, 200, 400])
         self.assertEqual(self.stats(url)["ops"]["ListGroups"]["throttled"], 4)
 
-    def test_scaled_and_only_with_quotas(self):
-        url = self.start_layer("--quotas", "--quota-scale", "2")
+    def test_scaled_up_set_and_only_with_quotas(self):
         pool = new_pool()
+        url = self.start_layer("--quotas", "--quota-scale", "2")
         self.assertEqual(self.burst(url, pool, "ListGroups", 12), [200] * 10 + [400] * 2)
+        # Not lowered with the category quotas (UserPoolResourceRead: 20 × 0.5 = 10/s).
+        url = self.start_layer("--quotas", "--quota-scale", "0.5")
+        self.assertEqual(self.burst(url, pool, "ListGroups", 7), [200] * 5 + [400] * 2)
+        url = self.start_layer("--quotas", "--group-rate", "2")
+        self.assertEqual(self.burst(url, pool, "ListGroups", 3), [200, 200, 400])
         url = self.start_layer()
         self.assertEqual(self.burst(url, pool, "ListGroups", 12), [200] * 12)
 
