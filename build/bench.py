@@ -731,7 +731,7 @@ class RestoreScenario(Scenario):
             busiest = self.categories(r).get(cat)
             rows.append([r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
                          f"{seconds:.2f}", f"{self.pct_of_ceiling(r):.1f}",
-                         f"{cat} ({busiest['calls']:,} at {busiest['quota_per_s']}/s)"
+                         f"{cat} ({busiest['calls']:,} at {busiest['quota_per_s']:g}/s)"
                          if busiest else "-",
                          f"{sum(c['calls'] - c['throttled'] for c in r.ops.values()):,}",
                          str(r.throttled), f"{r.peak_rss_mib:.1f}", ok_cell(r)])
@@ -765,7 +765,7 @@ class RestoreScenario(Scenario):
             entry = self.categories(r)[cat]
             note = "" if cat == "UserUpdate" else " (not UserUpdate, the expected one)"
             lines.append(f"{r.run.name}: busiest category {cat}{note}: {entry['calls']:,} calls "
-                         f"at {entry['quota_per_s']}/s = {seconds:.2f} s; the run took "
+                         f"at {entry['quota_per_s']:g}/s = {seconds:.2f} s; the run took "
                          f"{r.wall_s:.2f} s ({self.pct_of_ceiling(r):.1f} % of the ceiling)")
         return lines
 

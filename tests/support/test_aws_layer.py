@@ -730,6 +730,15 @@ class AliasTest(LayerTest):
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             create("p2", ("phone_number", "+15550100001"), ("phone_number_verified", "true"))
         self.assertEqual(error_code(e.exception), "AliasExistsException")
+        # In a case-insensitive pool, an email is the same whatever its case.
+        ci = new_pool(AliasAttributes=["email"], UsernameConfiguration={"CaseSensitive": False})
+        c.admin_create_user(UserPoolId=ci, Username="c1", MessageAction="SUPPRESS", UserAttributes=[
+            {"Name": "email", "Value": "Mixed@Example.com"}, {"Name": "email_verified", "Value": "true"}])
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            c.admin_create_user(UserPoolId=ci, Username="c2", MessageAction="SUPPRESS", UserAttributes=[
+                {"Name": "email", "Value": "mixed@example.COM"},
+                {"Name": "email_verified", "Value": "true"}])
+        self.assertEqual(error_code(e.exception), "AliasExistsException")
         # Without the alias setting, nothing is unique.
         other = new_pool()
         for name in ("v1", "v2"):
@@ -802,6 +811,23 @@ class TriggerMessageTest(LayerTest):
             "UserPoolId": pool, "Username": "ann@example.com",
             "DesiredDeliveryMediums": ["EMAIL"]})[0], 200)
         self.assertEqual([m["medium"] for m in self.stats(url)["messages"]], ["EMAIL"])
+
+    def test_resend_invites_the_stored_user(self):
+        url = self.start_layer()
+        c = client(url)
+        pool = new_pool(UsernameConfiguration={"CaseSensitive": False},
+                        LambdaConfig={"PreSignUp": LAMBDA + "pre"})
+        c.admin_create_user(UserPoolId=pool, Username="Dora", MessageAction="SUPPRESS",
+                            UserAttributes=[{"Name": "email", "Value": "dora@example.com"}])
+        answer = call(url, "AdminCreateUser", {"UserPoolId": pool, "Username": "dora",
+                                               "MessageAction": "RESEND"})
+        self.assert_aws_error(answer, 400, "InvalidParameterException")  # SMS, no phone
+        c.admin_create_user(UserPoolId=pool, Username="DORA", MessageAction="RESEND",
+                            DesiredDeliveryMediums=["EMAIL"])
+        stats = self.stats(url)
+        self.assertEqual(stats["messages"], [{"op": "AdminCreateUser", "medium": "EMAIL",
+                                              "username": "Dora", "kind": "invitation"}])
+        self.assertEqual(stats["triggers"], {"PreSignUp_AdminCreateUser": 1})  # not on RESEND
 
     def test_no_triggers_without_lambda_config(self):
         url = self.start_layer()
