@@ -847,10 +847,13 @@ class QuotasScenario(RestoreScenario):
         return runs
 
     def prepare(self, runs):
-        self.pools[self.args.users] = shared_pool(self.env, self.args.users)
-        for scale in self.SCALES:
-            self.env.warm(self.pools[self.args.users], self.env.layer(scale))
-        super().prepare([r for r in runs if r.name.startswith("restore")])
+        if any(r.name.startswith("backup") for r in runs):
+            self.pools[self.args.users] = shared_pool(self.env, self.args.users)
+            for scale in self.SCALES:
+                self.env.warm(self.pools[self.args.users], self.env.layer(scale))
+        restores = [r for r in runs if r.name.startswith("restore")]
+        if restores:
+            super().prepare(restores)
 
     def argv(self, run, out):
         if run.name.startswith("backup"):
