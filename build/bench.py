@@ -1024,7 +1024,8 @@ class RerunScenario(Scenario):
                 f"{sum(c['calls'] - c['throttled'] for c in r.ops.values()):,}", str(r.throttled),
                 (f"{rep.get('created', 0)}/{rep.get('unchanged', 0)}/{rep.get('updated', 0)}/"
                  f"{rep.get('conflicts', 0)}") if rep else "-",
-                ("yes" if self.verdict(r, listing) else "no") if is_restore and r.ok else "-",
+                ("yes" if self.verdict(r, listing) else "no") if is_restore and r.ok and listing
+                else "-",
                 ok_cell(r)])
         return format_table(header, rows, ["<", *">" * 9, "<"])
 
