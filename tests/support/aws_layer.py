@@ -32,6 +32,14 @@ case-insensitive pool are seen only once the pool's user count changes or a look
 tests create such users through the layer, or before their first call through it, or POST
 ``/_layer/forget`` after writing behind it (the ListUsers index needs that too).
 
+``GET /_layer/stats`` answers ``{"ops": {op: {"calls", "throttled", "faults"}}, "total_calls",
+"total_throttled", "total_faults", "triggers": {source: n}, "messages": [{"op", "medium",
+"username", "kind"}]}``: ``triggers`` counts the Lambda trigger sources the pool's LambdaConfig
+would have run (``PreSignUp_AdminCreateUser``, ``CustomMessage_AdminCreateUser``,
+``CustomEmailSender_UpdateUserAttribute``, ...), ``messages`` lists what Cognito would have
+sent (``kind``: invitation, verification_code, reset_code; ``medium``: EMAIL or SMS), both
+only for calls moto accepted.
+
 It speaks the AWS JSON 1.1 protocol (``X-Amz-Target: AWSCognitoIdentityProviderService.Op``)
 and prints ``LISTENING 127.0.0.1:<port>`` on stdout once it accepts connections.
 Standard library only.
