@@ -20,7 +20,20 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
            category is its own bucket, so the fastest any client can go is the time the
            busiest category needs alone (its calls / its quota per second). Each run is
            checked against the source pool: users, enabled flags, statuses and groups.
-  all      both, one after the other, on the same moto and layer.
+  quotas2x the backup and the restore above, each through a layer at the default quotas
+           and through one at twice them (`--quota-scale 2`, whose GetProvisionedLimit
+           answers the raised rates), side by side: % of the raised ceiling (backup:
+           2 × 1,800 users/s; restore: busiest category's calls / (2 × its quota)).
+  rerun    a --rerun-users pool seeded directly on moto with every user of a backup (of
+           another pool: the subs differ, as after a finished restore); `cbr backup` of it
+           (the listing, the baseline), then `cbr restore` into it: AdminGetUser calls and
+           writes (both should be 0), wall time against the listing's; with --cbr-baseline,
+           that binary's restore as the "before" column.
+  rollback --damage-pct % of a --rollback-users pool damaged directly on moto after its
+           backup, then `cbr restore --update-existing`: writes sent against writes needed
+           (per operation), wall time against the busiest category's ceiling, messages
+           Cognito would have sent (none expected), and `cbr verify` afterwards (exit 0).
+  all      every scenario, one after the other, on the same moto and layers.
 
 `--only aws-cli` (or any subset of run names) checks parts without a `cbr` binary.
 """
@@ -129,14 +142,27 @@ class Environment:
                 time.sleep(0.1)
         self.layer_options = ["--latency-ms", str(self.args.latency_ms), "--quotas",
                               "--index-listings"]
+        self.url = self.start_layer()
+        self.layers = {1.0: self.url}  # quota scale -> layer URL
+
+    def start_layer(self, *extra):
+        """Another layer in front of the same moto (e.g. `--quota-scale 2`); returns its URL."""
         layer = subprocess.Popen([sys.executable, LAYER, "--upstream", self.moto_url,
-                                  *self.layer_options], stdout=subprocess.PIPE, text=True)
+                                  *self.layer_options, *extra], stdout=subprocess.PIPE, text=True)
         self.procs.append(layer)
         line = layer.stdout.readline()
         if not line.startswith("LISTENING "):
             raise SystemExit("bench: the layer did not start")
-        self.url = "http://" + line.split()[1]
-        log(f"moto at {self.moto_url}, layer at {self.url} ({' '.join(self.layer_options)})")
+        url = "http://" + line.split()[1]
+        log(f"moto at {self.moto_url}, layer at {url} "
+            f"({' '.join([*self.layer_options, *extra])})")
+        return url
+
+    def layer(self, scale):
+        """The layer enforcing the quotas × `scale` (started on first use)."""
+        if scale not in self.layers:
+            self.layers[scale] = self.start_layer("--quota-scale", f"{scale:g}")
+        return self.layers[scale]
 
     def __exit__(self, *exc):
         for proc in reversed(self.procs):
@@ -149,17 +175,23 @@ class Environment:
             if proc.stdout:
                 proc.stdout.close()
 
-    def stats(self):
-        with urllib.request.urlopen(self.url + "/_layer/stats") as r:
+    def stats(self, url=None):
+        with urllib.request.urlopen((url or self.url) + "/_layer/stats") as r:
             return json.load(r)
 
-    def reset_stats(self):
+    def reset_stats(self, url=None):
         urllib.request.urlopen(urllib.request.Request(
-            self.url + "/_layer/reset-stats", data=b"", method="POST")).read()
+            (url or self.url) + "/_layer/reset-stats", data=b"", method="POST")).read()
 
-    def warm(self, pool_id):
+    def forget(self):
+        """Make every layer drop its indexes: pools were written directly on moto."""
+        for url in self.layers.values():
+            urllib.request.urlopen(urllib.request.Request(
+                url + "/_layer/forget", data=b"", method="POST")).read()
+
+    def warm(self, pool_id, url=None):
         """Build the layer's index of the pool before any timed run."""
-        post(self.url, "ListUsers", {"UserPoolId": pool_id, "Limit": 1})
+        post(url or self.url, "ListUsers", {"UserPoolId": pool_id, "Limit": 1})
 
 
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus"]
@@ -196,6 +228,15 @@ def random_user(rng, i):
     if rng.random() < 0.3:
         attrs.append({"Name": "phone_number", "Value": f"+1555{rng.randrange(10**7):07d}"})
     return username, attrs
+
+
+def shared_pool(env, n_users):
+    """The varied `n_users` pool of populate_pool(), made once per Environment (the backup
+    and quotas2x scenarios only read it)."""
+    shared = env.__dict__.setdefault("shared_pools", {})
+    if n_users not in shared:
+        shared[n_users] = populate_pool(env.moto_url, f"bench-{n_users}", n_users)
+    return shared[n_users]
 
 
 def populate_pool(moto_url, name, n_users, seed=1):
@@ -376,6 +417,7 @@ class Run:
     pool_size: int
     tool: str  # "cbr" or "aws"
     extra: list = field(default_factory=list)
+    scale: float = 1.0  # through the layer enforcing the quotas × scale
 
 
 @dataclass
@@ -389,6 +431,8 @@ class Result:
     throttled: int = 0
     list_users_calls: int = 0
     ops: dict = field(default_factory=dict)  # the layer's per-op counters for the run
+    layer_stats: dict = field(default_factory=dict)  # all of GET /_layer/stats after the run
+    extra: dict = field(default_factory=dict)  # what a scenario's check found
 
     @property
     def users_per_s(self):
@@ -421,7 +465,7 @@ class Scenario:
 
     def prepare(self, runs):
         for size in sorted({r.pool_size for r in runs}):
-            self.pools[size] = populate_pool(self.env.moto_url, f"bench-{size}", size)
+            self.pools[size] = shared_pool(self.env, size)
             self.env.warm(self.pools[size])
 
     def argv(self, run, out):
@@ -436,21 +480,24 @@ class Scenario:
         stdout_path = os.path.join(self.tmp, f"{run.name}.stdout")
         stderr_path = os.path.join(self.tmp, f"{run.name}.stderr")
         time.sleep(self.args.settle_s)  # let the quota buckets fill up again
-        self.env.reset_stats()
+        url = self.env.layer(run.scale)
+        self.env.reset_stats(url)
         m = measure(self.argv(run, out), child_env(self.tmp), stdout_path, stderr_path,
                     self.args.timeout)
-        stats = self.env.stats()
+        stats = self.env.stats(url)
         result = Result(run, ok=False, wall_s=m.wall_s, peak_rss_mib=m.peak_rss_kib / 1024,
                         throttled=stats["total_throttled"],
                         list_users_calls=stats["ops"].get("ListUsers", {}).get("calls", 0),
-                        ops=stats["ops"])
-        if m.timed_out or m.exit_code != 0:
+                        ops=stats["ops"], layer_stats=stats)
+        self.current = result
+        if m.timed_out or m.exit_code not in self.ok_exit_codes(run):
             with open(stderr_path, errors="replace") as f:
                 tail = f.read()[-2000:].strip()
             result.note = ("timed out" if m.timed_out else f"exit code {m.exit_code}") + \
                 (f": {tail.splitlines()[-1]}" if tail else "")
             log(f"{run.name} failed ({result.note}); its stderr ends with:\n{tail}")
             return result
+        result.extra["exit_code"] = m.exit_code
         try:
             result.users = self.check(run, out, stdout_path)
             result.ok = True
@@ -458,6 +505,9 @@ class Scenario:
             result.note = str(e)
             log(f"{run.name}: {e}")
         return result
+
+    def ok_exit_codes(self, run):
+        return (0,)
 
     def summary(self, results):
         return []
@@ -488,7 +538,7 @@ class BackupScenario(Scenario):
         pool = self.pools[run.pool_size]
         if run.tool == "cbr":
             return [self.tools["cbr"], "backup", "-p", pool, "-o", out, "--endpoint-url",
-                    self.env.url, "--region", REGION, "--no-progress", *run.extra]
+                    self.env.layer(run.scale), "--region", REGION, "--no-progress", *run.extra]
         return [self.tools["aws"], "cognito-idp", "list-users", "--user-pool-id", pool,
                 "--endpoint-url", self.env.url, "--region", REGION, "--output", "json",
                 *run.extra]
@@ -593,7 +643,8 @@ class RestoreScenario(Scenario):
     def argv(self, run, out):
         folder = self.run_dir(run)
         return [self.tools["cbr"], "restore", "-p", self.targets[run.name],
-                "-i", os.path.join(folder, "backup.json"), "--endpoint-url", self.env.url,
+                "-i", os.path.join(folder, "backup.json"), "--endpoint-url",
+                self.env.layer(run.scale),
                 "--region", REGION, "--no-progress",
                 "--report", os.path.join(folder, "report.json"), *run.extra]
 
@@ -640,7 +691,8 @@ class RestoreScenario(Scenario):
         cats = {}
         for op, c in sorted(result.ops.items()):
             cat = CATEGORY_OF.get(op, "(no quota)")
-            entry = cats.setdefault(cat, {"quota_per_s": QUOTAS[cat][0] if cat in QUOTAS else None,
+            rate = QUOTAS[cat][0] * result.run.scale if cat in QUOTAS else None
+            entry = cats.setdefault(cat, {"quota_per_s": rate,
                                           "calls": 0, "throttled": 0, "ops": {}})
             entry["calls"] += c["calls"] - c["throttled"]
             entry["throttled"] += c["throttled"]
@@ -679,7 +731,7 @@ class RestoreScenario(Scenario):
             busiest = self.categories(r).get(cat)
             rows.append([r.run.label, f"{r.users:,}", f"{r.wall_s:.2f}", f"{r.users_per_s:,.0f}",
                          f"{seconds:.2f}", f"{self.pct_of_ceiling(r):.1f}",
-                         f"{cat} ({busiest['calls']:,} at {busiest['quota_per_s']}/s)"
+                         f"{cat} ({busiest['calls']:,} at {busiest['quota_per_s']:g}/s)"
                          if busiest else "-",
                          f"{sum(c['calls'] - c['throttled'] for c in r.ops.values()):,}",
                          str(r.throttled), f"{r.peak_rss_mib:.1f}", ok_cell(r)])
@@ -713,7 +765,7 @@ class RestoreScenario(Scenario):
             entry = self.categories(r)[cat]
             note = "" if cat == "UserUpdate" else " (not UserUpdate, the expected one)"
             lines.append(f"{r.run.name}: busiest category {cat}{note}: {entry['calls']:,} calls "
-                         f"at {entry['quota_per_s']}/s = {seconds:.2f} s; the run took "
+                         f"at {entry['quota_per_s']:g}/s = {seconds:.2f} s; the run took "
                          f"{r.wall_s:.2f} s ({self.pct_of_ceiling(r):.1f} % of the ceiling)")
         return lines
 
@@ -734,7 +786,505 @@ class RestoreScenario(Scenario):
                 "runs": runs}
 
 
-SCENARIOS = {s.name: s for s in [BackupScenario, RestoreScenario]}
+# Calls that change a pool: none of them may be sent by a rerun of a finished restore.
+WRITE_OPS = ("AdminCreateUser", "AdminUpdateUserAttributes", "AdminDeleteUserAttributes",
+             "AdminDisableUser", "AdminEnableUser", "AdminAddUserToGroup",
+             "AdminRemoveUserFromGroup", "AdminSetUserPassword", "AdminResetUserPassword",
+             "AdminDeleteUser", "CreateGroup", "UpdateGroup", "DeleteGroup",
+             "AdminLinkProviderForUser", "AdminSetUserMFAPreference")
+
+
+def answered(ops, op):
+    """Calls of `op` the layer let through (throttled ones are retried, not work done)."""
+    c = ops.get(op, {})
+    return c.get("calls", 0) - c.get("throttled", 0)
+
+
+def backup_directly(scenario, pool, folder):
+    """`cbr backup` of a pool straight from moto (not measured); the backup's path."""
+    os.makedirs(folder, exist_ok=True)
+    backup = os.path.join(folder, "backup.json")
+    started = time.monotonic()
+    done = subprocess.run([scenario.tools["cbr"], "backup", "-p", pool, "-o", backup,
+                           "--endpoint-url", scenario.env.moto_url, "--region", REGION,
+                           "--no-progress"],
+                          env=child_env(scenario.tmp), cwd=ROOT, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=scenario.args.timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: backing up {pool} failed (exit code {done.returncode}): "
+                         f"{done.stderr[-2000:].strip()}")
+    log(f"backed up {pool} to {backup} in {time.monotonic() - started:.1f} s (moto directly)")
+    return backup
+
+
+def read_report(path):
+    """The restore report, with today's and the new key names both understood."""
+    with open(path) as f:
+        report = json.load(f)
+    updated = report.get("updated")
+    return {"created": report.get("created", 0),
+            "unchanged": report.get("unchanged", report.get("already_present", 0)),
+            "updated": sum(updated.values()) if isinstance(updated, dict) else (updated or 0),
+            "conflicts": len(report.get("conflicts") or []),
+            "failed": report.get("failed") or [], "raw": report}
+
+
+class QuotasScenario(RestoreScenario):
+    """Backup and restore through a layer at 1× and at 2× the default quotas, side by side."""
+
+    name = "quotas2x"
+    SCALES = (1.0, 2.0)
+
+    def runs(self):
+        n, r = self.args.users, self.args.restore_users
+        runs = []
+        for scale in self.SCALES:
+            runs.append(Run(f"backup-{scale:g}x", f"cbr backup, {n:,} users, quotas ×{scale:g}",
+                            n, "cbr", scale=scale))
+        for scale in self.SCALES:
+            runs.append(Run(f"restore-{scale:g}x", f"cbr restore, {r:,} users, quotas ×{scale:g}",
+                            r, "cbr", scale=scale))
+        return runs
+
+    def prepare(self, runs):
+        if any(r.name.startswith("backup") for r in runs):
+            self.pools[self.args.users] = shared_pool(self.env, self.args.users)
+            for scale in self.SCALES:
+                self.env.warm(self.pools[self.args.users], self.env.layer(scale))
+        restores = [r for r in runs if r.name.startswith("restore")]
+        if restores:
+            super().prepare(restores)
+
+    def argv(self, run, out):
+        if run.name.startswith("backup"):
+            return [self.tools["cbr"], "backup", "-p", self.pools[run.pool_size], "-o", out,
+                    "--endpoint-url", self.env.layer(run.scale), "--region", REGION,
+                    "--no-progress"]
+        return super().argv(run, out)
+
+    def check(self, run, out, stdout_path):
+        if run.name.startswith("backup"):
+            records, distinct = count_users(out, "cbr")
+            if records != run.pool_size or distinct != run.pool_size:
+                raise ValueError(f"{records} records ({distinct} distinct usernames) in the "
+                                 f"backup, the pool has {run.pool_size}")
+            return records
+        return super().check(run, out, stdout_path)
+
+    def pct(self, result):
+        """% of the raised ceiling: users/s against 1,800 × scale for a backup; the busiest
+        category's seconds at quota × scale against the wall time for a restore."""
+        if result.run.name.startswith("backup"):
+            return 100 * result.users_per_s / (CEILING_USERS_PER_S * result.run.scale)
+        return self.pct_of_ceiling(result)
+
+    def headline(self):
+        return (f"scenario quotas2x: latency {self.args.latency_ms:g} ms per request, the same "
+                f"pools through a layer at the default quotas (×1) and at twice them (×2, "
+                f"GetProvisionedLimit answers the raised rates); backup ceiling 1,800 × scale "
+                f"users/s, restore ceiling = busiest category's calls / (scale × its quota)")
+
+    def table(self, results):
+        header = ["run", "scale", "users", "wall s", "users/s", "ceiling", "% ceiling",
+                  "throttled", "GetProvisionedLimit", "ok"]
+        rows = []
+        for r in results:
+            if r.run.name.startswith("backup"):
+                ceiling = f"{CEILING_USERS_PER_S * r.run.scale:,.0f} users/s"
+            else:
+                seconds, cat = self.ceiling(r)
+                ceiling = f"{seconds:.2f} s ({cat})"
+            rows.append([r.run.label, f"×{r.run.scale:g}", f"{r.users:,}", f"{r.wall_s:.2f}",
+                         f"{r.users_per_s:,.0f}", ceiling, f"{self.pct(r):.1f}",
+                         str(r.throttled), str(answered(r.ops, "GetProvisionedLimit")),
+                         ok_cell(r)])
+        return format_table(header, rows, ["<", *">" * 8, "<"])
+
+    def summary(self, results):
+        lines = []
+        by = {r.run.name: r for r in results if r.ok}
+        for kind in ("backup", "restore"):
+            cells = [f"×{s:g}: {self.pct(by[f'{kind}-{s:g}x']):.1f} %" for s in self.SCALES
+                     if f"{kind}-{s:g}x" in by]
+            if cells:
+                met = all(self.pct(by[f"{kind}-{s:g}x"]) >= 90 for s in self.SCALES
+                          if f"{kind}-{s:g}x" in by)
+                lines.append(f"{kind}: % of the ceiling at each scale: {', '.join(cells)} "
+                             f"(target: at least 90 % at ×2: {'met' if met else 'NOT met'})")
+        return lines
+
+    def to_json(self, results):
+        runs = []
+        for r in results:
+            doc = r.to_json()
+            doc.update(scale=r.run.scale, pct_of_ceiling=round(self.pct(r), 1), ops=r.ops,
+                       get_provisioned_limit_calls=answered(r.ops, "GetProvisionedLimit"))
+            runs.append(doc)
+        return {"scenario": self.name, "users": self.args.users,
+                "restore_users": self.args.restore_users, "scales": list(self.SCALES),
+                "runs": runs}
+
+
+class RerunScenario(Scenario):
+    """A restore into a pool that already holds every user of the backup, as a finished
+    restore's rerun would find it: no per-user read and no write should be sent, and it
+    should take about as long as listing the pool."""
+
+    name = "rerun"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.client = None
+        self.target = None
+        self.state = None
+        self.backup = None
+
+    def runs(self):
+        n = self.args.rerun_users
+        runs = [Run("rerun-list", f"cbr backup of the target (the listing), {n:,} users", n, "cbr"),
+                Run("rerun", f"cbr restore into the full pool, {n:,} users", n, "cbr")]
+        if self.args.cbr_baseline:
+            runs.append(Run("rerun-before", f"baseline cbr restore into the full pool, {n:,} "
+                            "users", n, "cbr-baseline"))
+        return runs
+
+    def prepare(self, runs):
+        """The backup comes from one pool; the target is another pool seeded directly on moto
+        with the same users (same generator and seed), so its users match the backup but
+        have their own subs, as after a finished restore."""
+        n = self.args.rerun_users
+        self.client = moto_client(self.env.moto_url)
+        source, _ = populate_restore_source(self.env.moto_url, f"bench-rerun-source-{n}", n,
+                                            seed=4)
+        self.backup = backup_directly(self, source, os.path.join(self.tmp, "source"))
+        self.target, self.state = populate_restore_source(
+            self.env.moto_url, f"bench-rerun-target-{n}", n, seed=4)
+        self.env.warm(self.target)
+
+    def argv(self, run, out):
+        if run.name == "rerun-list":
+            return [self.tools["cbr"], "backup", "-p", self.target, "-o", out, "--endpoint-url",
+                    self.env.url, "--region", REGION, "--no-progress"]
+        return [self.tools[run.tool], "restore", "-p", self.target, "-i", self.backup,
+                "--endpoint-url", self.env.url, "--region", REGION, "--no-progress",
+                "--report", os.path.join(self.tmp, f"{run.name}.report.json"),
+                "--sub-map", os.path.join(self.tmp, f"{run.name}.submap.json")]
+
+    def check(self, run, out, stdout_path):
+        if run.name == "rerun-list":
+            records, _ = count_users(out, "cbr")
+            if records != run.pool_size:
+                raise ValueError(f"{records} records in the listing, the pool has {run.pool_size}")
+            return records
+        result = self.current
+        report = read_report(os.path.join(self.tmp, f"{run.name}.report.json"))
+        result.extra.update(report={k: v for k, v in report.items() if k != "raw"},
+                            admin_get_user=answered(result.ops, "AdminGetUser"),
+                            writes={op: answered(result.ops, op) for op in WRITE_OPS
+                                    if answered(result.ops, op)},
+                            messages=len(result.layer_stats.get("messages", [])))
+        problems = []
+        if report["failed"]:
+            problems.append(f"{len(report['failed'])} failed in the report")
+        if pool_state(self.client, self.target) != self.state:
+            problems.append("the target pool changed")
+        if result.extra["messages"]:
+            problems.append(f"{result.extra['messages']} messages Cognito would have sent")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return run.pool_size
+
+    def verdict(self, r, listing):
+        writes = sum(r.extra.get("writes", {}).values())
+        within = listing and r.wall_s <= 1.3 * listing.wall_s
+        return writes == 0 and r.extra.get("admin_get_user", 0) == 0 and bool(within)
+
+    def headline(self):
+        n = self.args.rerun_users
+        return (f"scenario rerun: latency {self.args.latency_ms:g} ms per request, quotas on; "
+                f"a {n:,}-user pool that already holds every user of the backup; listing it at "
+                f"the quota takes at least {n / CEILING_USERS_PER_S:.2f} s (users / 1,800); "
+                "target: no AdminGetUser, no write, within 1.3 × the listing's wall time")
+
+    def table(self, results):
+        listing = next((r for r in results if r.run.name == "rerun-list" and r.ok), None)
+        header = ["run", "wall s", "× listing", "AdminGetUser", "writes", "ListUsers",
+                  "all calls", "throttled", "report (created/unchanged/updated/conflicts)",
+                  "target met", "ok"]
+        rows = []
+        for r in results:
+            rep = r.extra.get("report") or {}
+            is_restore = r.run.name != "rerun-list"
+            rows.append([
+                r.run.label, f"{r.wall_s:.2f}",
+                f"{r.wall_s / listing.wall_s:.2f}" if listing and is_restore else "-",
+                str(r.extra.get("admin_get_user", "-")) if is_restore else "-",
+                str(sum(r.extra.get("writes", {}).values())) if is_restore else "-",
+                str(answered(r.ops, "ListUsers")),
+                f"{sum(c['calls'] - c['throttled'] for c in r.ops.values()):,}", str(r.throttled),
+                (f"{rep.get('created', 0)}/{rep.get('unchanged', 0)}/{rep.get('updated', 0)}/"
+                 f"{rep.get('conflicts', 0)}") if rep else "-",
+                ("yes" if self.verdict(r, listing) else "no") if is_restore and r.ok and listing
+                else "-",
+                ok_cell(r)])
+        return format_table(header, rows, ["<", *">" * 9, "<"])
+
+    def summary(self, results):
+        lines = []
+        for r in results:
+            if r.run.name != "rerun-list" and r.extra.get("writes"):
+                lines.append(f"{r.run.name}: writes sent: " + ", ".join(
+                    f"{op} {n:,}" for op, n in r.extra["writes"].items()))
+        return lines
+
+    def to_json(self, results):
+        listing = next((r for r in results if r.run.name == "rerun-list" and r.ok), None)
+        runs = []
+        for r in results:
+            doc = r.to_json()
+            doc.update(ops=r.ops, **{k: v for k, v in r.extra.items()})
+            if listing and r.run.name != "rerun-list":
+                doc.update(times_listing=round(r.wall_s / listing.wall_s, 2),
+                           target_met=self.verdict(r, listing))
+            runs.append(doc)
+        return {"scenario": self.name, "users": self.args.rerun_users, "runs": runs}
+
+
+class RollbackScenario(Scenario):
+    """Put back 5 % of a pool damaged behind its back: changed, added and removed attributes,
+    a changed email, users disabled and enabled, memberships removed and added, users
+    deleted. `cbr restore --update-existing` should send exactly the calls that undo it,
+    about as fast as the busiest category allows, and `cbr verify` should then find the pool
+    as the backup has it."""
+
+    name = "rollback"
+    # Share of the damaged users per kind of damage (they add up to 1).
+    KINDS = [("attr-change", 0.20), ("attr-delete", 0.08), ("attr-add", 0.08), ("email", 0.04),
+             ("disable", 0.20), ("enable", 0.10), ("unjoin", 0.16), ("join", 0.10),
+             ("delete", 0.04)]
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.client = None
+        self.pool = None
+        self.state = None
+        self.backup = None
+        self.expected = {}  # op -> calls needed to undo the damage
+        self.damage = {}  # kind -> usernames
+
+    def runs(self):
+        n = self.args.rollback_users
+        return [Run("rollback", f"cbr restore --update-existing, {n:,} users, "
+                    f"{self.args.damage_pct:g} % damaged", n, "cbr", ["--update-existing"])]
+
+    def prepare(self, runs):
+        n = self.args.rollback_users
+        self.client = moto_client(self.env.moto_url)
+        self.pool, self.state = populate_restore_source(self.env.moto_url,
+                                                        f"bench-rollback-{n}", n, seed=5)
+        self.backup = backup_directly(self, self.pool, os.path.join(self.tmp, "source"))
+        code, tail = self.verify()
+        if code != 0:
+            raise SystemExit(f"bench: cbr verify of the pool as backed up exited {code}: {tail}")
+        self.damage_pool()
+        self.env.forget()  # the layer indexed the pool before the damage
+        self.verify_before, tail = self.verify()
+        log(f"cbr verify of the damaged pool: exit code {self.verify_before} (3 expected: "
+            f"differences): {tail}")
+        if self.verify_before != 3:
+            raise SystemExit("bench: cbr verify does not see the damage")
+        self.env.warm(self.pool)
+
+    def damage_pool(self):
+        """Damage the pool directly on moto and work out the calls that undo it."""
+        users = {}
+        for page in self.client.get_paginator("list_users").paginate(UserPoolId=self.pool):
+            for u in page["Users"]:
+                users[u["Username"]] = {a["Name"]: a["Value"] for a in u["Attributes"]}
+        rng = random.Random(6)
+        names = sorted(users)
+        rng.shuffle(names)
+        total = round(len(names) * self.args.damage_pct / 100)
+        taken = set()
+
+        def pick(kind, count, fits):
+            chosen = [u for u in names if u not in taken and fits(u)][:count]
+            taken.update(chosen)
+            self.damage[kind] = chosen
+            return chosen
+
+        enabled = {u for u, (on, _, _) in self.state.items() if on}
+        groups = {u: g for u, (_, _, g) in self.state.items()}
+        counts = {kind: round(total * share) for kind, share in self.KINDS}
+        counts["delete"] = max(1, counts["delete"])  # a few users deleted, at least one
+        counts["attr-change"] = total - sum(n for k, n in counts.items() if k != "attr-change")
+        expected = {}
+
+        def expect(op, k=1):
+            expected[op] = expected.get(op, 0) + k
+
+        ops = []
+        for u in pick("attr-change", counts["attr-change"], lambda u: True):
+            ops.append(("update", u, [{"Name": "custom:tenant", "Value": "tenant-damaged"}]))
+            expect("AdminUpdateUserAttributes")
+        for u in pick("attr-delete", counts["attr-delete"], lambda u: "given_name" in users[u]):
+            ops.append(("delete-attrs", u, ["given_name"]))
+            expect("AdminUpdateUserAttributes")
+        for u in pick("attr-add", counts["attr-add"], lambda u: "nickname" not in users[u]):
+            ops.append(("update", u, [{"Name": "nickname", "Value": "damaged"}]))
+            expect("AdminDeleteUserAttributes")
+        for u in pick("email", counts["email"],
+                      lambda u: users[u].get("email_verified") == "true"):
+            # moto keeps email_verified as it was; the rollback must send the backup's email
+            # with email_verified=true, or Cognito would send a verification code.
+            ops.append(("update", u, [{"Name": "email", "Value": f"damaged.{u}@example.net"}]))
+            expect("AdminUpdateUserAttributes")
+        for u in pick("disable", counts["disable"], lambda u: u in enabled):
+            ops.append(("disable", u, None))
+            expect("AdminEnableUser")
+        for u in pick("enable", counts["enable"], lambda u: u not in enabled):
+            ops.append(("enable", u, None))
+            expect("AdminDisableUser")
+        for u in pick("unjoin", counts["unjoin"], lambda u: groups[u]):
+            ops.append(("unjoin", u, sorted(groups[u])[0]))
+            expect("AdminAddUserToGroup")
+        for u in pick("join", counts["join"], lambda u: "editors" not in groups[u]):
+            ops.append(("join", u, "editors"))
+            expect("AdminRemoveUserFromGroup")
+        for u in pick("delete", counts["delete"], lambda u: True):
+            ops.append(("delete", u, None))
+            on, status, member_of = self.state[u]
+            expect("AdminCreateUser")
+            if status == "CONFIRMED":
+                expect("AdminSetUserPassword")  # --password-mode permanent (the default)
+            if not on:
+                expect("AdminDisableUser")
+            if member_of:
+                expect("AdminAddUserToGroup", len(member_of))
+        self.expected = expected
+
+        c, pool = self.client, self.pool
+
+        def apply(op):
+            kind, u, arg = op
+            if kind == "update":
+                c.admin_update_user_attributes(UserPoolId=pool, Username=u, UserAttributes=arg)
+            elif kind == "delete-attrs":
+                c.admin_delete_user_attributes(UserPoolId=pool, Username=u, UserAttributeNames=arg)
+            elif kind == "disable":
+                c.admin_disable_user(UserPoolId=pool, Username=u)
+            elif kind == "enable":
+                c.admin_enable_user(UserPoolId=pool, Username=u)
+            elif kind == "unjoin":
+                c.admin_remove_user_from_group(UserPoolId=pool, Username=u, GroupName=arg)
+            elif kind == "join":
+                c.admin_add_user_to_group(UserPoolId=pool, Username=u, GroupName=arg)
+            elif kind == "delete":
+                c.admin_delete_user(UserPoolId=pool, Username=u)
+
+        with ThreadPoolExecutor(16) as executor:
+            list(executor.map(apply, ops))
+        log(f"damaged {len(taken):,} of {len(names):,} users of {pool}: " + ", ".join(
+            f"{k} {len(v)}" for k, v in self.damage.items()))
+        short = [k for k, n in counts.items() if len(self.damage[k]) < n]
+        if short:
+            log(f"  (fewer users than planned fit {short}: the pool is too small)")
+
+    def verify(self):
+        """`cbr verify` of the pool against the backup, through the layer; its exit code and
+        the last lines of its output."""
+        done = subprocess.run([self.tools["cbr"], "verify", "-p", self.pool, "--in", self.backup,
+                               "--endpoint-url", self.env.url, "--region", REGION],
+                              env=child_env(self.tmp), cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=self.args.timeout)
+        return done.returncode, " | ".join((done.stdout.strip() or done.stderr.strip())
+                                           .splitlines()[-3:])
+
+    def argv(self, run, out):
+        return [self.tools["cbr"], "restore", "-p", self.pool, "-i", self.backup,
+                "--endpoint-url", self.env.url, "--region", REGION, "--no-progress",
+                "--report", os.path.join(self.tmp, f"{run.name}.report.json"),
+                "--sub-map", os.path.join(self.tmp, f"{run.name}.submap.json"), *run.extra]
+
+    def check(self, run, out, stdout_path):
+        result = self.current
+        sent = {op: answered(result.ops, op) for op in WRITE_OPS if answered(result.ops, op)}
+        result.extra.update(expected=self.expected, sent=sent,
+                            admin_get_user=answered(result.ops, "AdminGetUser"),
+                            messages=result.layer_stats.get("messages", []),
+                            report={k: v for k, v in read_report(os.path.join(
+                                self.tmp, f"{run.name}.report.json")).items() if k != "raw"})
+        # cbr verify afterwards, through the layer (not part of the timing).
+        code, tail = self.verify()
+        result.extra["verify_exit_code"] = code
+        problems = []
+        if code != 0:
+            problems.append(f"cbr verify exited {code}: {tail}")
+        if result.extra["messages"]:
+            problems.append(f"{len(result.extra['messages'])} messages Cognito would have sent "
+                            f"(first: {result.extra['messages'][0]})")
+        if result.extra["report"]["failed"]:
+            problems.append(f"{len(result.extra['report']['failed'])} failed in the report")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return run.pool_size
+
+    def ceiling(self, result):
+        return RestoreScenario.ceiling(self, result)
+
+    def verdict(self, r):
+        """Calls sent = calls needed, and within 1.3 × the busiest category's ceiling."""
+        seconds, _ = self.ceiling(r)
+        return r.extra.get("sent") == self.expected and r.wall_s <= 1.3 * seconds
+
+    categories = staticmethod(RestoreScenario.categories)
+
+    def headline(self):
+        return (f"scenario rollback: latency {self.args.latency_ms:g} ms per request, quotas on; "
+                f"{self.args.damage_pct:g} % of a {self.args.rollback_users:,}-user pool damaged "
+                "directly on moto, then `cbr restore --update-existing` and `cbr verify`; "
+                "target: calls sent = calls needed, wall time within 1.3 × the busiest "
+                "category's calls / its quota")
+
+    def table(self, results):
+        blocks = []
+        for r in results:
+            seconds, cat = self.ceiling(r)
+            header = ["run", "wall s", "ceiling s", "× ceiling", "busiest category",
+                      "AdminGetUser", "messages", "throttled", "verify exit", "target met", "ok"]
+            blocks.append(format_table(header, [[
+                r.run.label, f"{r.wall_s:.2f}", f"{seconds:.2f}",
+                f"{r.wall_s / seconds:.2f}" if seconds else "-", str(cat),
+                str(r.extra.get("admin_get_user", "-")), str(len(r.extra.get("messages", []))),
+                str(r.throttled), str(r.extra.get("verify_exit_code", "-")),
+                ("yes" if self.verdict(r) else "no") if r.ok else "-", ok_cell(r)]],
+                ["<", *">" * 3, "<", *">" * 5, "<"]))
+            ops = sorted(set(self.expected) | set(r.extra.get("sent", {})))
+            rows = [[op, str(self.expected.get(op, 0)), str(r.extra.get("sent", {}).get(op, 0)),
+                     "" if self.expected.get(op, 0) == r.extra.get("sent", {}).get(op, 0)
+                     else "DIFFERENT"] for op in ops]
+            rows.append(["total", str(sum(self.expected.values())),
+                         str(sum(r.extra.get("sent", {}).values())), ""])
+            blocks.append("writes needed to undo the damage, and sent:\n\n" + format_table(
+                ["operation", "expected", "sent", ""], rows, ["<", ">", ">", "<"]))
+        damage = ", ".join(f"{k} {len(v):,}" for k, v in self.damage.items())
+        return "\n\n".join(blocks) + f"\n\ndamage: {damage}"
+
+    def to_json(self, results):
+        runs = []
+        for r in results:
+            seconds, cat = self.ceiling(r)
+            doc = r.to_json()
+            doc.update(ops=r.ops, ceiling_s=round(seconds, 3), busiest_category=cat,
+                       target_met=r.ok and self.verdict(r), **{k: v for k, v in r.extra.items()})
+            runs.append(doc)
+        return {"scenario": self.name, "users": self.args.rollback_users,
+                "damage": {k: len(v) for k, v in self.damage.items()},
+                "expected": self.expected, "runs": runs}
+
+
+SCENARIOS = {s.name: s for s in [BackupScenario, RestoreScenario, QuotasScenario,
+                                        RerunScenario, RollbackScenario]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -789,8 +1339,19 @@ def main():
     p.add_argument("--restore-users", type=int, default=1_000,
                    help="users in the pool that is backed up and restored (restore; default: "
                         "%(default)s)")
+    p.add_argument("--rerun-users", type=int, default=10_000,
+                   help="users in the pool a finished restore is rerun into (rerun)")
+    p.add_argument("--rollback-users", type=int, default=10_000,
+                   help="users in the pool that is damaged and rolled back (rollback)")
+    p.add_argument("--damage-pct", type=float, default=5,
+                   help="%% of the rollback pool's users damaged (default: %(default)s)")
+    p.add_argument("--cbr-baseline", metavar="PATH",
+                   help="another cbr binary (e.g. today's) whose restore is run in rerun as "
+                        "the \"before\" column")
     p.add_argument("--only", help="comma-separated run names (backup: cbr, cbr-c1, aws-cli, "
-                                  "cbr-1k; restore: cbr-restore, cbr-restore-c1)")
+                                  "cbr-1k; restore: cbr-restore, cbr-restore-c1; quotas2x: "
+                                  "backup-1x, backup-2x, restore-1x, restore-2x; rerun: "
+                                  "rerun-list, rerun, rerun-before; rollback: rollback)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
@@ -816,6 +1377,11 @@ def main():
         tools["cbr"] = find_cbr(args.cbr)
     if any(r.tool == "aws" for r in all_runs):
         tools["aws"] = find_aws(args.aws)
+    if any(r.tool == "cbr-baseline" for r in all_runs):
+        tools["cbr-baseline"] = os.path.abspath(args.cbr_baseline)
+    if any(isinstance(s, (QuotasScenario, RerunScenario, RollbackScenario)) for s, _ in plan) \
+            and "cbr" not in tools:
+        tools["cbr"] = find_cbr(args.cbr)  # their pools are backed up with cbr
 
     tmp = tempfile.mkdtemp(prefix="cbr-bench-")
     done = []  # (scenario, results), in the order run

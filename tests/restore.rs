@@ -641,8 +641,16 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
     // UserCreation 10/s, UserUpdate 5/s, UserAccountRecovery 6/s, UserPoolRead and
-    // UserPoolResourceUpdate 3/s; buckets of half a second.
-    let layer = layer(&["--quotas", "--quota-scale", "0.2", "--burst-seconds", "0.5"]);
+    // UserPoolResourceUpdate 3/s; buckets of half a second. The layer does not answer
+    // GetProvisionedLimit (an endpoint without it), so cbr starts at Cognito's defaults.
+    let layer = layer(&[
+        "--quotas",
+        "--quota-scale",
+        "0.2",
+        "--burst-seconds",
+        "0.5",
+        "--no-provisioned-limits",
+    ]);
 
     let target = create_pool(&c, &unique("quota-dst"), tenant_pool()).await;
     let out = cbr(
