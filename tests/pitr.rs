@@ -219,6 +219,8 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
 
     let records = recorded(log.path());
     assert!(recorded_ops(&records, "AdminGetUser").is_empty());
+    // Cognito would have sent no message to anyone.
+    assert_eq!(layer_stats(&layer)["messages"], serde_json::json!([]));
     // Exactly the calls the changes need: one per changed thing, none for unchanged users.
     let mut expected = counts(&[
         ("AdminCreateUser", 1),           // user00005

@@ -473,16 +473,27 @@ async fn the_sub_map_carries_new_usernames_in_email_pools() {
     assert_eq!(mapped, target_names);
 }
 
-/// Without the permission or the operation, the default quotas stay (one line at -v); the
-/// request is sent once per category and never retried.
+/// The rate the account bought is read once per category and used; `--max-rps` caps it.
+/// Without the operation (or the permission) the default quotas stay, with one line at -v.
 #[tokio::test]
-async fn provisioned_limits_are_read_once_per_category() {
+async fn provisioned_limits_raise_the_rates_and_their_absence_is_harmless() {
     let (_, pool) = seeded_pool("limits", 3).await;
     let log = tempfile::NamedTempFile::new().unwrap();
-    let layer = layer(&["--record", log.path().to_str().unwrap()]);
+    let raised = layer(&[
+        "--record",
+        log.path().to_str().unwrap(),
+        "--quotas",
+        "--quota-scale",
+        "2",
+    ]);
     let dir = tempfile::tempdir().unwrap();
-    let out = cbr(&layer.url, dir.path(), &["backup", "-p", &pool, "-v"]);
+    let out = cbr(&raised.url, dir.path(), &["backup", "-p", &pool, "-v"]);
     assert_ok(&out);
+    assert!(
+        stderr(&out).contains("request rate category=UserList provisioned=60 ceiling=60"),
+        "{}",
+        stderr(&out)
+    );
     let records = recorded(log.path());
     let asked = recorded_ops(&records, "GetProvisionedLimit");
     assert_eq!(asked.len(), 1, "{asked:?}");
@@ -491,4 +502,56 @@ async fn provisioned_limits_are_read_once_per_category() {
         asked[0]["LimitDefinition"]["Attributes"]["Category"],
         "UserList"
     );
+
+    let out = cbr(
+        &raised.url,
+        dir.path(),
+        &["backup", "-p", &pool, "-v", "--max-rps", "45"],
+    );
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("provisioned=60 ceiling=45"),
+        "{}",
+        stderr(&out)
+    );
+
+    let old = layer(&["--no-provisioned-limits"]);
+    let out = cbr(&old.url, dir.path(), &["backup", "-p", &pool, "-v"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("cannot read the provisioned limit"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Group operations have a per-pool limit on top of the account's quota: a backup with many
+/// groups is restored without a throttled call.
+#[tokio::test]
+async fn many_groups_are_paced_under_the_per_pool_limit() {
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("groups"), PoolSpec::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<Value> = (0..30)
+        .map(|i| {
+            let sub = format!("00000000-0000-4000-8000-0000000003{i:02}");
+            let mut u = user(&format!("g{i:02}"), &sub, &[]);
+            u["Groups"] = json!([format!("team-{i:02}")]);
+            u
+        })
+        .collect();
+    let file = backup_file(dir.path(), "b.json", Value::Array(users));
+    let layer = layer(&["--quotas"]);
+    let out = cbr(
+        &layer.url,
+        dir.path(),
+        &["restore", "-p", &target, "-i", &file, "--report", "r.json"],
+    );
+    assert_ok(&out);
+    let report = read_json(&dir.path().join("r.json"));
+    assert_eq!(report["groups_created"], 30);
+    assert_eq!(report["memberships_added"], 30);
+    assert_eq!(report["throttled_calls"], 0, "{report}");
+    let stats = layer_stats(&layer);
+    assert_eq!(stats["ops"]["CreateGroup"]["throttled"], 0, "{stats}");
 }

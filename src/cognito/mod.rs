@@ -140,7 +140,7 @@ impl Cognito {
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::debug!(
-                        category = category.name(),
+                        category = %category.name(),
                         "cannot read the provisioned limit ({e}); using the default quota of {} requests/s",
                         category.quota()
                     );
@@ -153,9 +153,9 @@ impl Cognito {
                 .expect("category");
             let ceiling = self.caps[i].map_or(rate, |cap| cap.min(rate));
             tracing::debug!(
-                category = category.name(),
-                provisioned = rate,
-                ceiling,
+                category = %category.name(),
+                provisioned = %rate,
+                ceiling = %ceiling,
                 "request rate"
             );
             self.limiter(category).set_ceiling(ceiling);
