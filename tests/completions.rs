@@ -89,6 +89,7 @@ fn the_man_pages_name_every_command_and_flag() {
         [
             "cbr-backup.1",
             "cbr-completions.1",
+            "cbr-diff.1",
             "cbr-list.1",
             "cbr-restore.1",
             "cbr-verify.1",
