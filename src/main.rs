@@ -211,41 +211,36 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Prints a diff on stdout; exit 3 when the sides differ.
-fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
+/// Prints a comparison's result on stdout (text, or JSON); exit 0 when everything matched, 3
+/// on any difference. (A file that cannot be read is an error, exit 1, returned before this.)
+fn print_result(
+    output: OutputFormat,
+    text: &str,
+    report: &impl serde::Serialize,
+    matched: bool,
+) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    match args.output {
-        OutputFormat::Text => write!(out, "{}", report.text())?,
+    match output {
+        OutputFormat::Text => write!(out, "{text}")?,
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
     }
     out.flush()?;
-    Ok(if report.is_same() {
+    Ok(if matched {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(exit::INCOMPLETE)
     })
 }
 
-/// Prints a verify result on stdout; exit 3 on any difference. (A file that cannot be read is
-/// an error, exit 1, returned before this.)
+fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
+    print_result(args.output, &report.text(), report, report.is_same())
+}
+
 fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    match args.output {
-        OutputFormat::Text => write!(out, "{}", report.text())?,
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, report)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(exit::INCOMPLETE)
-    })
+    print_result(args.output, &report.text(), report, report.ok())
 }
 
 /// Sets up S3 when the command reads or writes an `s3://` location, with the same AWS
