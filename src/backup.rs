@@ -61,7 +61,6 @@ async fn write(
 ) -> Result<Summary> {
     let started_at = now();
     let pool_id = args.pool_id.as_str();
-    let pool = cognito.describe_pool(pool_id).await?;
     let out = match args.shard {
         Some(s) => shard::shard_path(&args.out, s.index),
         None => args.out.clone(),
@@ -78,7 +77,10 @@ async fn write(
     // Fail before any listing if the file cannot be created (for S3: no bucket, no access).
     let mut writer = DataWriter::create(&out, &encoding)?;
 
-    let groups = cognito.list_groups(pool_id).await?;
+    // The pool's settings and its groups, read at the same time (a missing pool is named by
+    // DescribeUserPool's error).
+    let (pool, groups) = tokio::join!(cognito.describe_pool(pool_id), cognito.list_groups(pool_id));
+    let (pool, groups) = (pool?, groups?);
     let memberships =
         Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard, &dir).await?);
 

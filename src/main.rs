@@ -131,7 +131,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             args.no_progress |= cli.quiet;
             let cap = args.max_rps;
             let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            cognito.use_provisioned_limits(&[Category::UserList]).await;
+            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
             // Dropping the backup future removes its temporary files.
             tokio::select! {
                 result = backup::run(&cognito, &region, &args) => {
@@ -185,7 +185,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            cognito.use_provisioned_limits(&[Category::UserList]).await;
+            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
             let report = tokio::select! {
                 report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
                 _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
@@ -196,7 +196,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
             let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            cognito.use_provisioned_limits(&[Category::UserList]).await;
+            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
             let other = diff::Other::Pool {
                 cognito: &cognito,
                 region: &region,
@@ -209,6 +209,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_diff(&args, &report)
         }
     }
+}
+
+/// Raises the limiters to the rates the account has (GetProvisionedLimit) while the command
+/// starts its work: until the answer comes, the default quotas apply.
+fn raise_to_provisioned_limits(cognito: &Cognito, categories: &'static [Category]) {
+    let cognito = cognito.clone();
+    tokio::spawn(async move { cognito.use_provisioned_limits(categories).await });
 }
 
 /// Prints a comparison's result on stdout (text, or JSON); exit 0 when everything matched, 3

@@ -99,6 +99,9 @@ pub struct Cognito {
     caps: [Option<f64>; 9],
     /// The per-pool limit of group operations.
     group_ops: Arc<RateLimiter>,
+    /// GetProvisionedLimit's own pace: a few calls at start, which must not wait behind
+    /// DescribeUserPool in its category.
+    limit_reads: Arc<RateLimiter>,
     max_attempts: u32,
     pub stats: Arc<CallStats>,
     /// Where requests go, to name it when it cannot be reached.
@@ -122,6 +125,7 @@ impl Cognito {
             limiters: Arc::new(limiters),
             caps,
             group_ops: Arc::new(RateLimiter::new(GROUP_OPS_PER_POOL)),
+            limit_reads: Arc::new(RateLimiter::new(Category::UserPoolRead.quota())),
             max_attempts,
             stats: Arc::default(),
             endpoint: Arc::from("the Cognito endpoint"),
@@ -134,8 +138,10 @@ impl Cognito {
     /// permission, an endpoint without the operation), the default quota stays, with one line
     /// at `-v`.
     pub async fn use_provisioned_limits(&self, categories: &[Category]) {
-        for &category in categories {
-            let rate = match self.provisioned_limit(category).await {
+        let limits =
+            futures::future::join_all(categories.iter().map(|&c| self.provisioned_limit(c))).await;
+        for (&category, limit) in categories.iter().zip(limits) {
+            let rate = match limit {
                 Ok(Some(rate)) => rate,
                 Ok(None) => continue,
                 Err(e) => {
@@ -189,13 +195,15 @@ impl Cognito {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        self.call_with(category, self.max_attempts, send).await
+        self.call_with(category, self.limiter(category), self.max_attempts, send)
+            .await
     }
 
-    /// [`Cognito::call`] with its own number of attempts.
+    /// [`Cognito::call`] with its own limiter and number of attempts.
     async fn call_with<T, E, F, Fut>(
         &self,
         category: Category,
+        limiter: &RateLimiter,
         max_attempts: u32,
         mut send: F,
     ) -> Result<T, CallError>
@@ -204,7 +212,6 @@ impl Cognito {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let limiter = self.limiter(category);
         let mut attempt = 0;
         loop {
             attempt += 1;

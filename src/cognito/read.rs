@@ -285,7 +285,7 @@ impl Cognito {
         // One attempt: an endpoint without the operation answers 5xx, and waiting for it
         // would only delay the work; the default quotas are a safe answer.
         let out = self
-            .call_with(Category::UserPoolRead, 1, || {
+            .call_with(Category::UserPoolRead, &self.limit_reads, 1, || {
                 self.client
                     .get_provisioned_limit()
                     .limit_definition(definition.clone())
