@@ -16,6 +16,7 @@ use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
 use crate::progress::Progress;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, anyhow, bail};
+use futures::{StreamExt, TryStreamExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,6 +26,9 @@ use tokio::task::JoinSet;
 /// At least this many prefix queries for a backup; more only where a shard's cover has more.
 /// Fixed (not derived from the concurrency) so the file's order never depends on the flags.
 const MIN_PREFIXES: usize = 16;
+
+/// Groups whose members are listed at the same time.
+const GROUPS_AT_ONCE: usize = 8;
 
 /// How often one prefix may start over after its page token expired.
 const MAX_RESTARTS: u32 = 3;
@@ -301,22 +305,33 @@ impl Memberships {
                 index: None,
             });
         }
-        let mut builder = MembershipsBuilder::new(dir, DEFAULT_CHUNK);
-        for (i, group) in groups.iter().enumerate() {
-            cognito
-                .for_each_member(pool_id, &group.name, |member| {
-                    let mine = match (shard, &member.sub) {
-                        (None, _) => true,
-                        (Some(s), Some(sub)) => s.contains_sub(sub),
-                        (Some(_), None) => false,
-                    };
-                    if mine {
-                        builder.add(&member.username, i as u32)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
+        // Several groups are listed at once (each group's pages follow one another); the
+        // index sorts its entries, so the order they arrive in does not matter.
+        let builder = std::sync::Mutex::new(MembershipsBuilder::new(dir, DEFAULT_CHUNK));
+        let shared = &builder;
+        futures::stream::iter(groups.iter().enumerate())
+            .map(|(i, group)| async move {
+                cognito
+                    .for_each_member(pool_id, &group.name, |member| {
+                        let mine = match (shard, &member.sub) {
+                            (None, _) => true,
+                            (Some(s), Some(sub)) => s.contains_sub(sub),
+                            (Some(_), None) => false,
+                        };
+                        if mine {
+                            shared
+                                .lock()
+                                .expect("memberships lock")
+                                .add(&member.username, i as u32)?;
+                        }
+                        Ok(())
+                    })
+                    .await
+            })
+            .buffer_unordered(GROUPS_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let builder = builder.into_inner().expect("memberships lock");
         Ok(Memberships {
             groups: names,
             index: Some(builder.finish()?),
