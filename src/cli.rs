@@ -179,7 +179,8 @@ pub struct RestoreArgs {
           num_args = 1..)]
     pub inputs: Vec<Location>,
 
-    /// Check the files and the target pool and print what would be done; write nothing
+    /// Check the files and the target pool, read the pool, and print the plan: what would be
+    /// done to each user; write nothing
     #[arg(long)]
     pub dry_run: bool,
 
