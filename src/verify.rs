@@ -220,13 +220,7 @@ pub async fn run(
         }
     }
     report.missing_shards = missing_members(manifests.iter().map(|(p, m)| (p, m)), |p| p.exists());
-    let local_inputs: Vec<PathBuf> = args
-        .inputs
-        .iter()
-        .filter(|l| !l.is_s3())
-        .map(|l| l.local_path())
-        .collect();
-    let groups_files = read_groups_files(&local_inputs, args.groups_file.as_deref())?;
+    let groups_files = read_groups_files(&args.inputs, args.groups_file.as_deref())?;
     report.groups_files = groups_files.iter().map(|g| g.path.clone()).collect();
     let mut definitions: BTreeMap<String, GroupRecord> = BTreeMap::new();
     for g in manifests

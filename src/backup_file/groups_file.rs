@@ -4,6 +4,7 @@
 //! that file for an input and reads its group definitions.
 
 use super::manifest::GroupRecord;
+use crate::location::Location;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -27,14 +28,18 @@ pub fn groups_file_beside(input: &Path) -> PathBuf {
 }
 
 /// The group definitions for a set of input files: from `explicit` (`--groups-file`) when
-/// given, which must exist; otherwise from the groups file beside each input that has one.
-pub fn read_groups_files(inputs: &[PathBuf], explicit: Option<&Path>) -> Result<Vec<GroupsFile>> {
+/// given, which must exist; otherwise from the groups file beside each local input that has
+/// one (another tool's files are local).
+pub fn read_groups_files(inputs: &[Location], explicit: Option<&Path>) -> Result<Vec<GroupsFile>> {
     let paths: Vec<PathBuf> = match explicit {
         Some(path) => vec![path.to_path_buf()],
         None => {
             let mut found: Vec<PathBuf> = inputs
                 .iter()
-                .map(|p| groups_file_beside(p))
+                .filter_map(|l| match l {
+                    Location::Local(p) => Some(groups_file_beside(p)),
+                    Location::S3(_) => None,
+                })
                 .filter(|p| p.is_file())
                 .collect();
             found.dedup();
@@ -151,7 +156,7 @@ mod tests {
     #[test]
     fn finds_the_file_beside_the_input_or_takes_the_one_given() {
         let dir = tempfile::tempdir().unwrap();
-        let users = [dir.path().join("pool.json")];
+        let users = [Location::Local(dir.path().join("pool.json"))];
         let beside = dir.path().join("pool_groups.json");
         assert!(read_groups_files(&users, None).unwrap().is_empty());
         std::fs::write(&beside, r#"[{"GroupName":"g","Precedence":3}]"#).unwrap();

@@ -19,7 +19,7 @@ pub struct PoolSummary {
 }
 
 /// What a restore or backup needs to know about a pool.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PoolInfo {
     pub id: String,
     pub name: String,

@@ -67,14 +67,7 @@ impl Options {
             bail!("--send-invitations needs --password-mode temporary");
         }
         let selection = Selection::new(&args.user, &args.users_from, args.filter.clone())?;
-        // Another tool's groups file sits beside local inputs only.
-        let local_inputs: Vec<PathBuf> = args
-            .inputs
-            .iter()
-            .filter(|l| !l.is_s3())
-            .map(|l| l.local_path())
-            .collect();
-        let extra_groups = read_groups_files(&local_inputs, args.groups_file.as_deref())?
+        let extra_groups = read_groups_files(&args.inputs, args.groups_file.as_deref())?
             .into_iter()
             .flat_map(|f| f.groups)
             .collect();
@@ -548,15 +541,8 @@ mod tests {
     #[test]
     fn keys_follow_the_pools_notion_of_identity() {
         let mut pool = PoolInfo {
-            id: "p".into(),
-            name: "p".into(),
-            estimated_users: 0,
-            username_attributes: vec![],
-            schema: vec![],
-            min_password_length: 8,
             case_sensitive: true,
-            alias_attributes: vec![],
-            triggers: vec![],
+            ..PoolInfo::default()
         };
         let user: UserRecord = serde_json::from_str(
             r#"{"Username":"Alice","Attributes":[{"Name":"email","Value":"Alice@X.org"}]}"#,

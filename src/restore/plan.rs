@@ -384,15 +384,8 @@ mod tests {
 
     fn pool() -> PoolInfo {
         PoolInfo {
-            id: "p".into(),
-            name: "p".into(),
-            estimated_users: 0,
-            username_attributes: vec![],
-            schema: vec![],
-            min_password_length: 8,
             case_sensitive: true,
-            alias_attributes: vec![],
-            triggers: vec![],
+            ..PoolInfo::default()
         }
     }
 
