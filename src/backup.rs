@@ -8,7 +8,7 @@
 
 use crate::backup_file::{
     DataWriter, Encoding, FORMAT_VERSION, GroupRecord, Manifest, Spool, load_recipients,
-    write_atomic,
+    pool_config, write_atomic,
 };
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page};
@@ -58,6 +58,7 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
     );
     // Fail before any listing if the file cannot be created.
     let mut writer = DataWriter::create(&out, &encoding)?;
+    let config = crate::pool_config::read_live(cognito, pool_id, region).await?;
 
     let groups = cognito.list_groups(pool_id).await?;
     let memberships =
@@ -134,6 +135,17 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
         groups,
     };
     file.commit()?;
+    let config_path = pool_config::config_path(&out, encoding.is_encrypted());
+    let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
+    config.write(&config_path, recipients)?;
+    tracing::info!(
+        clients = config.clients.len(),
+        identity_providers = config.identity_providers.len(),
+        resource_servers = config.resource_servers.len(),
+        unavailable = config.unavailable.len(),
+        "wrote the pool configuration to {}",
+        config_path.display()
+    );
     write_atomic(&manifest_path, &manifest.to_json()?)?;
     Ok(Summary {
         data: out,
@@ -267,7 +279,7 @@ impl Memberships {
     }
 }
 
-fn now() -> String {
+pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use cbr::backup_file::load_identities;
 use cbr::cli::{Cli, Command, OutputFormat, PasswordMode, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
-use cbr::{aws, backup, restore, verify};
+use cbr::{aws, backup, create_pool, restore, verify};
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -109,8 +109,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--send-invitations needs --password-mode temporary");
             }
             let ids = load_identities(&args.identity)?;
+            let create = create_pool::Options::from_args(&args)?;
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
+            if let Some(create) = create {
+                match create_pool::run(&cognito, &create, &ids).await? {
+                    Some(pool_id) => args.pool_id = pool_id,
+                    // A dry run before the pool exists: the plan is all there is to show.
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            }
             let report = restore::run(&cognito, &args, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {

@@ -4,12 +4,14 @@
 
 pub mod encoding;
 pub mod manifest;
+pub mod pool_config;
 pub mod reader;
 pub mod record;
 pub mod writer;
 
 pub use encoding::{Encoding, Identities, load_identities, load_recipients, sha256_file};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
+pub use pool_config::{PoolConfig, Unavailable};
 pub use reader::for_each_record;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
 pub use writer::{DataWriter, Spool, write_atomic};
