@@ -407,6 +407,23 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
     out
 }
 
+/// Verify's configuration check: the configuration recorded beside `data` against the live
+/// pool's. `None` when the backup has no configuration file.
+pub async fn drift_from_backup(
+    cognito: &Cognito,
+    region: &str,
+    pool_id: &str,
+    data: &std::path::Path,
+    ids: &crate::backup_file::Identities,
+) -> Result<Option<Vec<String>>> {
+    let Some(path) = crate::backup_file::pool_config::find_config(data) else {
+        return Ok(None);
+    };
+    let recorded = PoolConfig::read(&path, ids)?;
+    let live = read_live(cognito, pool_id, region).await?;
+    Ok(Some(drift(&recorded, &live)))
+}
+
 /// Compares two lists of named items: added, removed, and changed (with the changed fields).
 fn compare_set(
     out: &mut Vec<String>,

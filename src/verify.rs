@@ -26,6 +26,9 @@ pub struct VerifyReport {
     /// Shard files of a set that are not there.
     pub missing_shards: Vec<PathBuf>,
     pub pool: Option<PoolComparison>,
+    /// With a pool and a configuration file beside the first input: how the pool's
+    /// configuration differs from the recorded one (`pool_config::drift`).
+    pub config_drift: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +70,7 @@ impl VerifyReport {
                     && p.different == 0
                     && p.groups_missing_from_pool.is_empty()
             })
+            && self.config_drift.as_ref().is_none_or(Vec::is_empty)
     }
 
     pub fn text(&self) -> String {
@@ -123,6 +127,12 @@ impl VerifyReport {
                 s.push_str(&format!("  group missing from the pool: {g}\n"));
             }
         }
+        if let Some(drift) = &self.config_drift {
+            s.push_str(&format!("configuration: {} differences\n", drift.len()));
+            for d in drift {
+                s.push_str(&format!("  {d}\n"));
+            }
+        }
         s.push_str(if self.ok() {
             "verify: OK\n"
         } else {
@@ -163,6 +173,9 @@ pub async fn run(
     if let (Some(pool_id), Some((cognito, region))) = (&args.pool_id, pool) {
         report.pool =
             Some(compare_with_pool(cognito, region, pool_id, args, &manifests, &ids).await?);
+        report.config_drift =
+            crate::pool_config::drift_from_backup(cognito, region, pool_id, &args.inputs[0], &ids)
+                .await?;
     }
     Ok(report)
 }
