@@ -309,7 +309,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     );
     assert_ok(&out);
     let new = stdout(&out).trim().to_string();
-    assert_eq!(pools_named(&c, &new_name).await, [new.clone()]);
+    assert_eq!(pools_named(&c, &new_name).await, std::slice::from_ref(&new));
     let err = stderr(&out);
     assert!(
         !err.contains(WEB_SECRET) && !err.contains(IDP_SECRET),
@@ -390,10 +390,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
         .await
         .unwrap();
     let pool = described.user_pool().unwrap();
-    assert_eq!(
-        pool.username_configuration().unwrap().case_sensitive(),
-        false
-    );
+    assert!(!pool.username_configuration().unwrap().case_sensitive());
     let score = pool
         .schema_attributes()
         .iter()
@@ -495,7 +492,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &new_name]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), new);
-    assert_eq!(pools_named(&c, &new_name).await, [new.clone()]);
+    assert_eq!(pools_named(&c, &new_name).await, std::slice::from_ref(&new));
     let clients = c
         .list_user_pool_clients()
         .user_pool_id(&new)
