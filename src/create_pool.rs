@@ -111,8 +111,10 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
             )
         }
     };
-    println!("{pool_id}");
-    std::io::stdout().flush()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{pool_id}")?;
+    stdout.flush()?;
+    drop(stdout);
 
     let present = cognito
         .providers_json(&pool_id)

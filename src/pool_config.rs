@@ -347,14 +347,26 @@ pub fn redacted(req: &Value) -> Value {
 /// `setting Policies changed`, `client web added`, `client web changed: CallbackURLs`.
 pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
     let mut out = Vec::new();
-    let mut setting_fields: Vec<&str> = POOL_FIELDS.to_vec();
-    setting_fields.extend(["SchemaAttributes", "MfaConfiguration"]);
-    let (a, b) = (
-        pick(&recorded.user_pool, &setting_fields),
-        pick(&live.user_pool, &setting_fields),
-    );
-    for f in &setting_fields {
-        if a.get(*f) != b.get(*f) {
+    // Settings are compared as CreateUserPool would take them, so that what a rebuilt pool
+    // cannot differ in (ids, dates, read-only fields, cbr's own tag) is not drift.
+    let settings = |c: &PoolConfig| {
+        let mut req = match create_pool_request(c, "") {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        req.remove("PoolName");
+        if let Some(Value::Object(tags)) = req.get_mut("UserPoolTags") {
+            tags.remove(RESTORED_FROM_TAG);
+            if tags.is_empty() {
+                req.remove("UserPoolTags");
+            }
+        }
+        req
+    };
+    let (a, b) = (settings(recorded), settings(live));
+    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for f in names {
+        if a.get(f) != b.get(f) {
             out.push(format!("setting {f} changed"));
         }
     }
@@ -363,7 +375,7 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
         pick(&live.mfa_config, MFA_FIELDS),
     );
     for f in MFA_FIELDS {
-        if ma.get(*f) != mb.get(*f) && *f != "MfaConfiguration" {
+        if ma.get(*f) != mb.get(*f) {
             out.push(format!("MFA setting {f} changed"));
         }
     }
@@ -601,6 +613,17 @@ mod tests {
     fn drift_names_what_changed() {
         let old = config();
         assert!(drift(&old, &old).is_empty());
+        // A rebuilt pool: new ids, cbr's tag, the deprecated field Cognito is not sent.
+        let mut rebuilt = old.clone();
+        rebuilt.pool_id = "us-east-1_new".into();
+        rebuilt.user_pool["Id"] = "us-east-1_new".into();
+        rebuilt.user_pool["UserPoolTags"][RESTORED_FROM_TAG] = "us-east-1_old".into();
+        rebuilt.user_pool["AdminCreateUserConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("UnusedAccountValidityDays");
+        rebuilt.clients[0]["ClientId"] = "new1".into();
+        assert_eq!(drift(&old, &rebuilt), Vec::<String>::new());
         let mut new = old.clone();
         new.user_pool["Policies"]["PasswordPolicy"]["MinimumLength"] = 8.into();
         new.clients[0]["CallbackURLs"] = json!(["https://b"]);
