@@ -113,7 +113,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let cap = args.max_rps;
             let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
             if let Some(create) = create {
-                match create_pool::run(&cognito, &create, &ids).await? {
+                // Interrupted, the next run continues in the pool created so far.
+                let created = tokio::select! {
+                    created = create_pool::run(&cognito, &create, &ids) => created?,
+                    _ = interrupted() => {
+                        tracing::error!("interrupted: run the same command again to continue");
+                        return Ok(ExitCode::from(exit::INTERRUPTED));
+                    }
+                };
+                match created {
                     Some(pool_id) => args.pool_id = pool_id,
                     // A dry run before the pool exists: the plan is all there is to show.
                     None => return Ok(ExitCode::SUCCESS),

@@ -534,6 +534,124 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_create_pool_is_continued_not_repeated() {
+    let c = client(moto()).await;
+    let name = unique("halfway");
+    let domain = unique("halfway-auth");
+    let old = rich_pool(&c, &name, &domain, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &old]));
+    c.delete_user_pool_domain()
+        .user_pool_id(&old)
+        .domain(&domain)
+        .send()
+        .await
+        .unwrap();
+    c.delete_user_pool()
+        .user_pool_id(&old)
+        .send()
+        .await
+        .unwrap();
+    let users_before = {
+        let data = read_backup(&dir.path().join("backup.json"));
+        data.len()
+    };
+
+    // The first run stops at the app clients: the pool and its providers exist, no client.
+    let failing = layer(&["--fail-always", "CreateUserPoolClient"]);
+    let target = format!("{name}-again");
+    let out = cbr(
+        &failing.url,
+        dir.path(),
+        &[
+            "restore",
+            "--create-pool",
+            &target,
+            "--max-attempts",
+            "2",
+            "-vv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("creating app client"),
+        "{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains(WEB_SECRET) && !err.contains(IDP_SECRET),
+        "secrets in -vv logs"
+    );
+    let first = stdout(&out).trim().to_string();
+    assert_eq!(pools_named(&c, &target).await, std::slice::from_ref(&first));
+    let clients = c
+        .list_user_pool_clients()
+        .user_pool_id(&first)
+        .max_results(60)
+        .send()
+        .await
+        .unwrap();
+    assert!(clients.user_pool_clients().is_empty());
+
+    // The rerun continues in the same pool and creates each thing once.
+    let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &target]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), first);
+    assert!(
+        stderr(&out).contains("found (created by an earlier run)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pools_named(&c, &target).await, std::slice::from_ref(&first));
+    let clients = c
+        .list_user_pool_clients()
+        .user_pool_id(&first)
+        .max_results(60)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clients.user_pool_clients().len(), 2);
+    let providers = c
+        .list_identity_providers()
+        .user_pool_id(&first)
+        .max_results(60)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(providers.providers().len(), 1);
+    let servers = c
+        .list_resource_servers()
+        .user_pool_id(&first)
+        .max_results(50)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(servers.resource_servers().len(), 1);
+    assert_eq!(snapshot(&c, &first).await.len(), users_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sharded_backup_records_the_configuration_in_every_shard() {
+    let c = client(moto()).await;
+    let name = unique("sharded");
+    let old = rich_pool(&c, &name, &unique("sharded-auth"), 8).await;
+    let dir = tempfile::tempdir().unwrap();
+    for k in ["1/2", "2/2"] {
+        assert_ok(&cbr(
+            moto(),
+            dir.path(),
+            &["backup", "-p", &old, "--shard", k],
+        ));
+    }
+    for k in [1, 2] {
+        let config = read_json(&dir.path().join(format!("backup-{k}.config.json")));
+        assert_eq!(config["pool_id"], old.as_str());
+        assert_eq!(config["clients"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_configuration_files_are_refused_before_anything_is_created() {
     let c = client(moto()).await;
     let name = unique("bad");
