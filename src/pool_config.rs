@@ -370,46 +370,66 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
             out.push(format!("setting {f} changed"));
         }
     }
-    let (ma, mb) = (
-        pick(&recorded.mfa_config, MFA_FIELDS),
-        pick(&live.mfa_config, MFA_FIELDS),
-    );
-    for f in MFA_FIELDS {
-        if ma.get(*f) != mb.get(*f) {
-            out.push(format!("MFA setting {f} changed"));
+    // A part that could not be read on either side is reported as such, not as drift.
+    let mut compared = |part: &str, what: &str, out: &mut Vec<String>| {
+        let missing = [recorded, live]
+            .iter()
+            .any(|c| c.unavailable.iter().any(|u| u.part == part));
+        if missing {
+            out.push(format!("{what} not compared: {part} could not be read"));
+        }
+        !missing
+    };
+    if compared("GetUserPoolMfaConfig", "MFA configuration", &mut out) {
+        let (ma, mb) = (
+            pick(&recorded.mfa_config, MFA_FIELDS),
+            pick(&live.mfa_config, MFA_FIELDS),
+        );
+        for f in MFA_FIELDS {
+            if ma.get(*f) != mb.get(*f) {
+                out.push(format!("MFA setting {f} changed"));
+            }
         }
     }
-    compare_set(
-        &mut out,
-        "client",
-        "ClientName",
-        CLIENT_FIELDS,
-        &recorded.clients,
-        &live.clients,
-    );
-    compare_set(
-        &mut out,
-        "identity provider",
-        "ProviderName",
-        PROVIDER_FIELDS,
-        &recorded.identity_providers,
-        &live.identity_providers,
-    );
-    compare_set(
-        &mut out,
-        "resource server",
-        "Identifier",
-        RESOURCE_SERVER_FIELDS,
-        &recorded.resource_servers,
-        &live.resource_servers,
-    );
+    let sets: [(&str, &str, &str, &[&str], &[Value], &[Value]); 3] = [
+        (
+            "DescribeUserPoolClient",
+            "client",
+            "ClientName",
+            CLIENT_FIELDS,
+            &recorded.clients,
+            &live.clients,
+        ),
+        (
+            "DescribeIdentityProvider",
+            "identity provider",
+            "ProviderName",
+            PROVIDER_FIELDS,
+            &recorded.identity_providers,
+            &live.identity_providers,
+        ),
+        (
+            "ListResourceServers",
+            "resource server",
+            "Identifier",
+            RESOURCE_SERVER_FIELDS,
+            &recorded.resource_servers,
+            &live.resource_servers,
+        ),
+    ];
+    for (part, what, key, fields, a, b) in sets {
+        if compared(part, &format!("{what}s"), &mut out) {
+            compare_set(&mut out, what, key, fields, a, b);
+        }
+    }
     let domains = |c: &PoolConfig| -> Vec<String> {
         c.domains
             .iter()
             .filter_map(|d| d["Domain"].as_str().map(str::to_string))
             .collect()
     };
-    if domains(recorded) != domains(live) {
+    if compared("DescribeUserPoolDomain", "domains", &mut out) && domains(recorded) != domains(live)
+    {
         out.push(format!(
             "domain changed: {:?} in the backup, {:?} in the pool",
             domains(recorded),
@@ -624,6 +644,18 @@ mod tests {
             .remove("UnusedAccountValidityDays");
         rebuilt.clients[0]["ClientId"] = "new1".into();
         assert_eq!(drift(&old, &rebuilt), Vec::<String>::new());
+        // Clients that could not be read are not reported as removed.
+        let mut unreadable = old.clone();
+        unreadable.clients.clear();
+        unreadable.unavailable.push(Unavailable {
+            part: "DescribeUserPoolClient".into(),
+            code: Some("AccessDeniedException".into()),
+            message: String::new(),
+        });
+        assert_eq!(
+            drift(&old, &unreadable),
+            ["clients not compared: DescribeUserPoolClient could not be read"]
+        );
         let mut new = old.clone();
         new.user_pool["Policies"]["PasswordPolicy"]["MinimumLength"] = 8.into();
         new.clients[0]["CallbackURLs"] = json!(["https://b"]);
