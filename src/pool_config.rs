@@ -371,7 +371,7 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
         }
     }
     // A part that could not be read on either side is reported as such, not as drift.
-    let mut compared = |part: &str, what: &str, out: &mut Vec<String>| {
+    let compared = |part: &str, what: &str, out: &mut Vec<String>| {
         let missing = [recorded, live]
             .iter()
             .any(|c| c.unavailable.iter().any(|u| u.part == part));
@@ -391,36 +391,25 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
             }
         }
     }
-    let sets: [(&str, &str, &str, &[&str], &[Value], &[Value]); 3] = [
-        (
-            "DescribeUserPoolClient",
-            "client",
-            "ClientName",
-            CLIENT_FIELDS,
-            &recorded.clients,
-            &live.clients,
-        ),
-        (
-            "DescribeIdentityProvider",
+    if compared("DescribeUserPoolClient", "clients", &mut out) {
+        let (a, b) = (&recorded.clients, &live.clients);
+        compare_set(&mut out, "client", "ClientName", CLIENT_FIELDS, a, b);
+    }
+    if compared("DescribeIdentityProvider", "identity providers", &mut out) {
+        let (a, b) = (&recorded.identity_providers, &live.identity_providers);
+        compare_set(
+            &mut out,
             "identity provider",
             "ProviderName",
             PROVIDER_FIELDS,
-            &recorded.identity_providers,
-            &live.identity_providers,
-        ),
-        (
-            "ListResourceServers",
-            "resource server",
-            "Identifier",
-            RESOURCE_SERVER_FIELDS,
-            &recorded.resource_servers,
-            &live.resource_servers,
-        ),
-    ];
-    for (part, what, key, fields, a, b) in sets {
-        if compared(part, &format!("{what}s"), &mut out) {
-            compare_set(&mut out, what, key, fields, a, b);
-        }
+            a,
+            b,
+        );
+    }
+    if compared("ListResourceServers", "resource servers", &mut out) {
+        let (a, b) = (&recorded.resource_servers, &live.resource_servers);
+        let fields = RESOURCE_SERVER_FIELDS;
+        compare_set(&mut out, "resource server", "Identifier", fields, a, b);
     }
     let domains = |c: &PoolConfig| -> Vec<String> {
         c.domains
