@@ -36,7 +36,29 @@ pub struct Summary {
     pub users: u64,
 }
 
+/// Why the users are listed into a file: a backup, or a fresh copy that `verify` reads back
+/// (logged as a reading of the pool, not as a backup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Backup,
+    Snapshot,
+}
+
 pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<Summary> {
+    write(cognito, region, args, Purpose::Backup).await
+}
+
+/// A backup into a private file that is only read back, to compare a pool with a backup.
+pub async fn snapshot(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<Summary> {
+    write(cognito, region, args, Purpose::Snapshot).await
+}
+
+async fn write(
+    cognito: &Cognito,
+    region: &str,
+    args: &BackupArgs,
+    purpose: Purpose,
+) -> Result<Summary> {
     let started_at = now();
     let pool_id = args.pool_id.as_str();
     let pool = cognito.describe_pool(pool_id).await?;
@@ -70,17 +92,31 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
     let prefixes = shard::refine(&base, MIN_PREFIXES);
     let fraction = args.shard.map_or(1.0, |s| s.fraction());
     let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
-    tracing::info!(
-        pool = pool_id,
-        shard = ?args.shard.map(|s| s.to_string()),
-        prefixes = prefixes.len(),
-        concurrency = args.concurrency,
-        "backing up about {estimate} users of {} to {}",
-        pool.name,
-        out.display()
-    );
+    // Plain values in the log fields; an unsharded backup has no `shard` field.
+    let shard = args.shard.map(tracing::field::display);
+    match purpose {
+        Purpose::Backup => tracing::info!(
+            pool = %pool_id,
+            shard,
+            prefixes = prefixes.len(),
+            concurrency = args.concurrency,
+            "backing up about {estimate} users of {} to {}",
+            pool.name,
+            out.display()
+        ),
+        Purpose::Snapshot => tracing::info!(
+            pool = %pool_id,
+            shard,
+            prefixes = prefixes.len(),
+            "reading about {estimate} users of {} to compare",
+            pool.name
+        ),
+    }
     let progress = Arc::new(Progress::start(
-        "backed up",
+        match purpose {
+            Purpose::Backup => "backed up",
+            Purpose::Snapshot => "read",
+        },
         Some(estimate),
         !args.no_progress,
     ));
@@ -151,6 +187,39 @@ pub async fn run(cognito: &Cognito, region: &str, args: &BackupArgs) -> Result<S
         data: out,
         manifest: manifest_path,
         users: written.count,
+    })
+}
+
+/// A fresh backup of a whole pool in a private directory: how restore, diff and verify read a
+/// pool to compare it with a backup.
+pub struct Snapshot {
+    pub data: PathBuf,
+    pub users: u64,
+    pub groups: Vec<GroupRecord>,
+}
+
+pub async fn read_pool(
+    cognito: &Cognito,
+    region: &str,
+    pool_id: &str,
+    dir: &Path,
+    progress: bool,
+) -> Result<Snapshot> {
+    let args = BackupArgs {
+        pool_id: pool_id.to_string(),
+        out: dir.join("pool.json"),
+        shard: None,
+        concurrency: 8,
+        max_rps: None,
+        no_progress: !progress,
+        recipient: vec![],
+        recipients_file: vec![],
+    };
+    let summary = snapshot(cognito, region, &args).await?;
+    Ok(Snapshot {
+        users: summary.users,
+        groups: Manifest::read(&summary.manifest)?.groups,
+        data: summary.data,
     })
 }
 

@@ -18,20 +18,26 @@ pub struct Cli {
     #[command(flatten)]
     pub aws: AwsArgs,
 
-    /// More log detail on stderr (-v debug, -vv trace of cbr's own steps)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    /// More log detail on stderr (-v debug and the AWS SDK's warnings, -vv trace of cbr's own
+    /// steps)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true,
+          help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The heading of the flags every command takes, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
 /// AWS settings shared by every command; the AWS CLI's names.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = GLOBAL)]
 pub struct AwsArgs {
     /// AWS Region (default: AWS_REGION or the profile's region)
     #[arg(long, global = true, value_name = "REGION")]
@@ -52,6 +58,8 @@ pub struct AwsArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// List the user pools in the account and region
     List(ListArgs),
@@ -61,19 +69,22 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check that backup files are whole and, given a pool, compare them with it
     Verify(VerifyArgs),
+    /// Show what changed between two backups, or between a backup and a live pool
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// Readable text (for `list`: one line per pool, `id: <id> name: <name>`)
+    /// Readable text
     Text,
-    /// JSON (for `list`: an array of `{"id", "name"}` objects)
+    /// JSON
     Json,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Output format
+    /// Output format: text, one line per pool (`id: <id> name: <name>`); json, an array of
+    /// {"id", "name"} objects
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
@@ -97,9 +108,10 @@ pub struct BackupArgs {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
 
-    /// Cap on ListUsers requests per second (Cognito's quota is 30, shared by the account)
-    #[arg(long, default_value_t = 30.0, value_name = "N", value_parser = parse_rps)]
-    pub max_rps: f64,
+    /// Cap on ListUsers requests per second (default: the account's quota, 30 unless it bought
+    /// more; shared by the account)
+    #[arg(long, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: Option<f64>,
 
     /// No progress bar or progress lines
     #[arg(long)]
@@ -122,6 +134,16 @@ pub enum PasswordMode {
     /// Every user gets a temporary password Cognito generates (FORCE_CHANGE_PASSWORD), as the
     /// original does; no message is sent unless --send-invitations
     Temporary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InvitationMedium {
+    /// By email, to users who have an email address
+    Email,
+    /// By SMS, to users who have a phone number
+    Sms,
+    /// By email and SMS, to each address the user has
+    Both,
 }
 
 #[derive(Debug, Args)]
@@ -170,9 +192,48 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub send_invitations: bool,
 
+    /// How invitations are sent with --send-invitations (Cognito's own default would be SMS)
+    #[arg(long, value_enum, default_value_t = InvitationMedium::Email, requires = "send_invitations")]
+    pub invitation_medium: InvitationMedium,
+
+    /// Also put back users that exist in the pool in another state: attributes, enabled or
+    /// disabled, group memberships, status where Cognito allows (default: report them)
+    #[arg(long)]
+    pub update_existing: bool,
+
+    /// Restore only this user (repeatable)
+    #[arg(long, value_name = "USERNAME")]
+    pub user: Vec<String>,
+
+    /// Restore only the users named in this file, one username a line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub users_from: Vec<PathBuf>,
+
+    /// Restore only the users this ListUsers-style filter selects in the backup, e.g.
+    /// 'email ^= "a"' or 'status = "Disabled"'
+    #[arg(long, value_name = "FILTER", conflicts_with_all = ["user", "users_from"])]
+    pub filter: Option<crate::selection::Filter>,
+
+    /// Restore into a pool with Lambda triggers that creating users would run
+    #[arg(long)]
+    pub allow_triggers: bool,
+
+    /// Format of the dry run's plan on stdout
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
     /// Restore even if a file's SHA-256 or user count no longer matches its manifest
     #[arg(long)]
     pub ignore_checksum: bool,
+
+    /// Restore only the shards given, although their manifests show a set with more
+    #[arg(long)]
+    pub partial: bool,
+
+    /// cognito-backup's groups file (default: <input stem>_groups.json beside an input, if
+    /// there)
+    #[arg(long, value_name = "FILE")]
+    pub groups_file: Option<PathBuf>,
 
     /// age identity file (private key) to decrypt encrypted backups; repeatable
     #[arg(long, value_name = "FILE")]
@@ -191,7 +252,8 @@ pub struct RestoreArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
 
-    /// Cap on requests per second in each Cognito quota category (default: the quotas)
+    /// Cap on requests per second in each Cognito quota category (default: the account's
+    /// quotas)
     #[arg(long, value_name = "N", value_parser = parse_rps)]
     pub max_rps: Option<f64>,
 
@@ -212,6 +274,39 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "ID")]
     pub pool_id: Option<String>,
 
+    /// age identity file (private key) to decrypt encrypted backups; repeatable. Without it,
+    /// an encrypted file is checked against its manifest's SHA-256 only
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+
+    /// cognito-backup's groups file, to compare group settings (default:
+    /// <input stem>_groups.json beside an input, if there)
+    #[arg(long, value_name = "FILE")]
+    pub groups_file: Option<PathBuf>,
+
+    /// Output format of the result (on stdout)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Cap on ListUsers requests per second while reading the pool
+    #[arg(long, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The backup to compare (the earlier one)
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+
+    /// The backup to compare it with; or give --pool-id to compare with the live pool
+    #[arg(value_name = "B", required_unless_present = "pool_id")]
+    pub b: Option<PathBuf>,
+
+    /// Compare with this live pool instead of a second backup
+    #[arg(short, long, value_name = "ID", conflicts_with = "b")]
+    pub pool_id: Option<String>,
+
     /// age identity file (private key) to decrypt encrypted backups; repeatable
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -221,8 +316,8 @@ pub struct VerifyArgs {
     pub output: OutputFormat,
 
     /// Cap on ListUsers requests per second while reading the pool
-    #[arg(long, default_value_t = 30.0, value_name = "N", value_parser = parse_rps)]
-    pub max_rps: f64,
+    #[arg(long, value_name = "N", value_parser = parse_rps)]
+    pub max_rps: Option<f64>,
 }
 
 fn parse_rps(s: &str) -> Result<f64, String> {

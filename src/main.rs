@@ -4,10 +4,10 @@
 //! outcome into an exit code. Everything else lives in the library (`src/lib.rs`).
 
 use anyhow::{Result, bail};
-use cbr::backup_file::load_identities;
-use cbr::cli::{Cli, Command, OutputFormat, PasswordMode, VerifyArgs};
+use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
+use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
-use cbr::{aws, backup, create_pool, restore, verify};
+use cbr::{aws, backup, create_pool, diff, restore, verify};
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -57,10 +57,51 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         let report = verify::run(None, &args, ids).await?;
         return print_verify(&args, &report);
     }
-    let (client, region) = aws::client(&cli.aws).await?;
+    if let Command::Diff(args) = &cli.command
+        && args.pool_id.is_none()
+    {
+        let ids = load_identities(&args.identity)?;
+        let b = diff::Other::Backup(args.b.clone().expect("clap requires B without --pool-id"));
+        let report = diff::run(&args.a, b, &ids).await?;
+        return print_diff(args, &report);
+    }
+    // Before anything is read from the pool or written to it: the same file given twice, or
+    // part of a shard set (unless --partial), is refused, naming the files.
+    if let Command::Restore(args) = &cli.command {
+        let inputs = data_files(args.inputs.clone())?;
+        if let Some(twice) = repeated_input(&inputs) {
+            bail!(
+                "{} is given more than once among the inputs; nothing was written",
+                twice.display()
+            );
+        }
+        let missing = if args.partial {
+            vec![]
+        } else {
+            missing_from_inputs(&inputs)?
+        };
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+            bail!(
+                "the inputs are part of a shard set whose other files are not given: {}; \
+                 nothing was written (add them to --in, or pass --partial to restore only these \
+                 shards)",
+                names.join(", ")
+            );
+        }
+    }
+    let aws::Connection {
+        client,
+        region,
+        endpoint,
+    } = aws::connect(&cli.aws).await?;
+    let max_attempts = cli.aws.max_attempts;
+    let cognito = |cap: &dyn Fn(Category) -> Option<f64>| {
+        Cognito::new(client.clone(), max_attempts, cap).with_endpoint(&endpoint)
+    };
     match cli.command {
         Command::List(args) => {
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| None);
+            let cognito = cognito(&|_| None);
             let pools = cognito.list_pools().await?;
             let mut out = std::io::stdout().lock();
             match args.output {
@@ -80,9 +121,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(mut args) => {
             args.no_progress |= cli.quiet;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                (c == Category::UserList).then_some(cap)
-            });
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
             // Dropping the backup future removes its temporary files.
             tokio::select! {
                 result = backup::run(&cognito, &region, &args) => {
@@ -103,15 +143,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Restore(mut args) => {
-            args.no_progress |= cli.quiet;
             args.inputs = data_files(args.inputs)?;
-            if args.send_invitations && args.password_mode == PasswordMode::Permanent {
-                bail!("--send-invitations needs --password-mode temporary");
-            }
+            let mut opts = restore::Options::new(&args, &region, !cli.quiet)?;
             let ids = load_identities(&args.identity)?;
             let create = create_pool::Options::from_args(&args)?;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |_| cap);
+            let cognito = cognito(&|_| cap);
+            cognito
+                .use_provisioned_limits(&[
+                    Category::UserList,
+                    Category::UserCreation,
+                    Category::UserUpdate,
+                    Category::UserAccountRecovery,
+                    Category::UserResourceRead,
+                    Category::UserPoolRead,
+                    Category::UserPoolResourceRead,
+                    Category::UserPoolResourceUpdate,
+                ])
+                .await;
             if let Some(create) = create {
                 // Interrupted, the next run continues in the pool created so far.
                 let created = tokio::select! {
@@ -122,12 +171,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 };
                 match created {
-                    Some(pool_id) => args.pool_id = pool_id,
+                    Some(pool_id) => opts.pool_id = pool_id,
                     // A dry run before the pool exists: the plan is all there is to show.
                     None => return Ok(ExitCode::SUCCESS),
                 }
             }
-            let report = restore::run(&cognito, &args, ids, interrupted()).await?;
+            let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {
                 ExitCode::from(exit::INTERRUPTED)
@@ -141,19 +190,53 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             args.inputs = data_files(args.inputs)?;
             let ids = load_identities(&args.identity)?;
             let cap = args.max_rps;
-            let cognito = Cognito::new(client, cli.aws.max_attempts, |c| {
-                (c == Category::UserList).then_some(cap)
-            });
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
             let report = tokio::select! {
                 report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
                 _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
             };
             print_verify(&args, &report)
         }
+        Command::Diff(args) => {
+            let ids = load_identities(&args.identity)?;
+            let cap = args.max_rps;
+            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
+            cognito.use_provisioned_limits(&[Category::UserList]).await;
+            let other = diff::Other::Pool {
+                cognito: &cognito,
+                region: &region,
+                pool_id: args.pool_id.clone().expect("checked above"),
+            };
+            let report = tokio::select! {
+                report = diff::run(&args.a, other, &ids) => report?,
+                _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
+            };
+            print_diff(&args, &report)
+        }
     }
 }
 
-/// Prints a verify result on stdout; exit 3 on any difference.
+/// Prints a diff on stdout; exit 3 when the sides differ.
+fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Text => write!(out, "{}", report.text())?,
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if report.is_same() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::INCOMPLETE)
+    })
+}
+
+/// Prints a verify result on stdout; exit 3 on any difference. (A file that cannot be read is
+/// an error, exit 1, returned before this.)
 fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.output {
@@ -205,9 +288,11 @@ async fn interrupted() {
     }
 }
 
-/// Logs go to stderr. cbr's own events follow -v/-q; the AWS SDK and HTTP crates are held at
-/// warn (info with -vv) whatever the verbosity, because at debug and trace they print request
-/// and response bodies, which hold attribute values.
+/// Logs go to stderr. cbr's own events follow -v/-q. The AWS SDK and HTTP crates are held at
+/// error by default (their warnings, such as the instance metadata lookups of a machine
+/// without a region, are noise beside cbr's own error), warn with -v and info with -vv, never
+/// lower: at debug and trace they print request and response bodies, which hold attribute
+/// values.
 fn init_logging(verbose: u8, quiet: bool) {
     let own = match (quiet, verbose) {
         (true, _) => "error",
@@ -215,12 +300,10 @@ fn init_logging(verbose: u8, quiet: bool) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let others = if quiet {
-        "error"
-    } else if verbose >= 2 {
-        "info"
-    } else {
-        "warn"
+    let others = match (quiet, verbose) {
+        (true, _) | (false, 0) => "error",
+        (false, 1) => "warn",
+        (false, _) => "info",
     };
     let filter = tracing_subscriber::EnvFilter::new(format!("{others},cbr={own}"));
     tracing_subscriber::fmt()

@@ -343,10 +343,19 @@ pub fn redacted(req: &Value) -> Value {
     r
 }
 
-/// How a recorded configuration differs from a live one: lines such as
-/// `setting Policies changed`, `client web added`, `client web changed: CallbackURLs`.
-pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
+/// How a recorded configuration differs from a live one.
+#[derive(Debug, Default, PartialEq)]
+pub struct Drift {
+    /// Lines such as `setting Policies changed`, `client web added in the pool`,
+    /// `client web changed: CallbackURLs`.
+    pub changed: Vec<String>,
+    /// Parts not compared because one side could not read them, with the reason.
+    pub not_compared: Vec<String>,
+}
+
+pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Drift {
     let mut out = Vec::new();
+    let mut not_compared = Vec::new();
     // Settings are compared as CreateUserPool would take them, so that what a rebuilt pool
     // cannot differ in (ids, dates, read-only fields, cbr's own tag) is not drift.
     let settings = |c: &PoolConfig| {
@@ -371,16 +380,16 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
         }
     }
     // A part that could not be read on either side is reported as such, not as drift.
-    let compared = |part: &str, what: &str, out: &mut Vec<String>| {
+    let mut compared = |part: &str, what: &str| {
         let missing = [recorded, live]
             .iter()
             .any(|c| c.unavailable.iter().any(|u| u.part == part));
         if missing {
-            out.push(format!("{what} not compared: {part} could not be read"));
+            not_compared.push(format!("{what}: {part} could not be read"));
         }
         !missing
     };
-    if compared("GetUserPoolMfaConfig", "MFA configuration", &mut out) {
+    if compared("GetUserPoolMfaConfig", "MFA configuration") {
         let (ma, mb) = (
             pick(&recorded.mfa_config, MFA_FIELDS),
             pick(&live.mfa_config, MFA_FIELDS),
@@ -391,11 +400,11 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
             }
         }
     }
-    if compared("DescribeUserPoolClient", "clients", &mut out) {
+    if compared("DescribeUserPoolClient", "clients") {
         let (a, b) = (&recorded.clients, &live.clients);
         compare_set(&mut out, "client", "ClientName", CLIENT_FIELDS, a, b);
     }
-    if compared("DescribeIdentityProvider", "identity providers", &mut out) {
+    if compared("DescribeIdentityProvider", "identity providers") {
         let (a, b) = (&recorded.identity_providers, &live.identity_providers);
         compare_set(
             &mut out,
@@ -406,7 +415,7 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
             b,
         );
     }
-    if compared("ListResourceServers", "resource servers", &mut out) {
+    if compared("ListResourceServers", "resource servers") {
         let (a, b) = (&recorded.resource_servers, &live.resource_servers);
         let fields = RESOURCE_SERVER_FIELDS;
         compare_set(&mut out, "resource server", "Identifier", fields, a, b);
@@ -417,32 +426,43 @@ pub fn drift(recorded: &PoolConfig, live: &PoolConfig) -> Vec<String> {
             .filter_map(|d| d["Domain"].as_str().map(str::to_string))
             .collect()
     };
-    if compared("DescribeUserPoolDomain", "domains", &mut out) && domains(recorded) != domains(live)
-    {
+    if compared("DescribeUserPoolDomain", "domains") && domains(recorded) != domains(live) {
         out.push(format!(
             "domain changed: {:?} in the backup, {:?} in the pool",
             domains(recorded),
             domains(live)
         ));
     }
-    out
+    Drift {
+        changed: out,
+        not_compared,
+    }
 }
 
 /// Verify's configuration check: the configuration recorded beside `data` against the live
-/// pool's. `None` when the backup has no configuration file.
+/// pool's. Returns the differences (`None` when there is no configuration file, or it could not
+/// be read) and what was not compared, and why.
 pub async fn drift_from_backup(
     cognito: &Cognito,
     region: &str,
     pool_id: &str,
     data: &std::path::Path,
     ids: &crate::backup_file::Identities,
-) -> Result<Option<Vec<String>>> {
+) -> Result<(Option<Vec<String>>, Vec<String>)> {
     let Some(path) = crate::backup_file::pool_config::find_config(data) else {
-        return Ok(None);
+        return Ok((None, vec![]));
     };
+    if ids.is_empty() && path.to_string_lossy().ends_with(".age") {
+        let why = format!(
+            "{} is encrypted and no --identity was given",
+            path.display()
+        );
+        return Ok((None, vec![why]));
+    }
     let recorded = PoolConfig::read(&path, ids)?;
     let live = read_live(cognito, pool_id, region).await?;
-    Ok(Some(drift(&recorded, &live)))
+    let d = drift(&recorded, &live);
+    Ok((Some(d.changed), d.not_compared))
 }
 
 /// Compares two lists of named items: added, removed, and changed (with the changed fields).
@@ -621,7 +641,7 @@ mod tests {
     #[test]
     fn drift_names_what_changed() {
         let old = config();
-        assert!(drift(&old, &old).is_empty());
+        assert_eq!(drift(&old, &old), Drift::default());
         // A rebuilt pool: new ids, cbr's tag, the deprecated field Cognito is not sent.
         let mut rebuilt = old.clone();
         rebuilt.pool_id = "us-east-1_new".into();
@@ -632,7 +652,7 @@ mod tests {
             .unwrap()
             .remove("UnusedAccountValidityDays");
         rebuilt.clients[0]["ClientId"] = "new1".into();
-        assert_eq!(drift(&old, &rebuilt), Vec::<String>::new());
+        assert_eq!(drift(&old, &rebuilt), Drift::default());
         // Clients that could not be read are not reported as removed.
         let mut unreadable = old.clone();
         unreadable.clients.clear();
@@ -641,16 +661,18 @@ mod tests {
             code: Some("AccessDeniedException".into()),
             message: String::new(),
         });
+        let d = drift(&old, &unreadable);
+        assert!(d.changed.is_empty(), "{d:?}");
         assert_eq!(
-            drift(&old, &unreadable),
-            ["clients not compared: DescribeUserPoolClient could not be read"]
+            d.not_compared,
+            ["clients: DescribeUserPoolClient could not be read"]
         );
         let mut new = old.clone();
         new.user_pool["Policies"]["PasswordPolicy"]["MinimumLength"] = 8.into();
         new.clients[0]["CallbackURLs"] = json!(["https://b"]);
         new.clients.push(json!({"ClientName": "cli"}));
         new.resource_servers.clear();
-        let d = drift(&old, &new);
+        let d = drift(&old, &new).changed;
         assert_eq!(
             d,
             [

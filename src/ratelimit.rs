@@ -19,12 +19,12 @@ const DECREASE: f64 = 0.7;
 
 #[derive(Debug)]
 pub struct RateLimiter {
-    max_rps: f64,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
+    max_rps: f64,
     rps: f64,
     next_slot: Option<Instant>,
 }
@@ -33,8 +33,8 @@ impl RateLimiter {
     pub fn new(max_rps: f64) -> Self {
         let max_rps = max_rps.max(MIN_RPS);
         RateLimiter {
-            max_rps,
             state: Mutex::new(State {
+                max_rps,
                 rps: max_rps,
                 next_slot: None,
             }),
@@ -62,9 +62,22 @@ impl RateLimiter {
     /// A call went through: creep back up towards the ceiling.
     pub fn on_success(&self) {
         let mut s = self.state.lock().expect("rate limiter lock");
-        if s.rps < self.max_rps {
-            s.rps = (s.rps + 1.0 / s.rps).min(self.max_rps);
+        if s.rps < s.max_rps {
+            s.rps = (s.rps + 1.0 / s.rps).min(s.max_rps);
         }
+    }
+
+    /// Moves the ceiling (for instance to the rate the account has bought); the current rate
+    /// starts there.
+    pub fn set_ceiling(&self, max_rps: f64) {
+        let mut s = self.state.lock().expect("rate limiter lock");
+        s.max_rps = max_rps.max(MIN_RPS);
+        s.rps = s.max_rps;
+    }
+
+    /// The highest rate the limiter goes to.
+    pub fn ceiling(&self) -> f64 {
+        self.state.lock().expect("rate limiter lock").max_rps
     }
 
     /// The current rate, in requests per second.
@@ -116,5 +129,7 @@ mod tests {
             limiter.on_success();
         }
         assert_eq!(limiter.rate(), 30.0);
+        limiter.set_ceiling(60.0);
+        assert_eq!((limiter.rate(), limiter.ceiling()), (60.0, 60.0));
     }
 }

@@ -1,19 +1,22 @@
 //! `cbr verify`: is a backup whole, and does it still match the pool? Checks each file against
-//! its manifest (SHA-256, user count, every record parses) and that every shard of a set is
-//! present; given a pool, takes a fresh backup of the same slice into a private temporary
-//! directory and compares user by user: missing, extra, or with other attributes, state or
-//! groups. `sub` and dates are not compared: a restored pool has new ones.
+//! its manifest (SHA-256, user count, every record parses; an encrypted file without its key,
+//! the SHA-256 alone) and that every shard of a set is present; given a pool, takes a fresh
+//! backup of the same slice into a private temporary directory and compares user by user
+//! (missing, extra, or with other attributes, state or groups) and group by group (missing,
+//! or with another description, precedence or role). `sub` and dates are not compared: a
+//! restored pool has new ones. What cannot be compared is said, never counted as a match.
 
 use crate::backup;
 use crate::backup_file::{
-    EXTERNAL_PROVIDER, Identities, Manifest, UserRecord, for_each_record, sha256_file,
+    EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, UserRecord, for_each_record,
+    is_age_encrypted, missing_members, read_groups_files, sha256_file,
 };
 use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
 use crate::shard::{self, Shard};
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -25,7 +28,11 @@ pub struct VerifyReport {
     pub files: Vec<FileCheck>,
     /// Shard files of a set that are not there.
     pub missing_shards: Vec<PathBuf>,
+    /// `cognito-backup` groups files whose group settings were read.
+    pub groups_files: Vec<PathBuf>,
     pub pool: Option<PoolComparison>,
+    /// What could not be checked or compared, and why; never counted as a match.
+    pub not_compared: Vec<NotCompared>,
     /// With a pool and a configuration file beside the first input: how the pool's
     /// configuration differs from the recorded one (`pool_config::drift`).
     pub config_drift: Option<Vec<String>>,
@@ -34,9 +41,20 @@ pub struct VerifyReport {
 #[derive(Debug, Serialize)]
 pub struct FileCheck {
     pub path: PathBuf,
+    /// Users in the file; `null` when its records could not be read.
     pub users: Option<u64>,
     pub manifest: bool,
+    /// Whether the records were read (not when the file is encrypted and no key was given).
+    pub records_read: bool,
     pub problems: Vec<String>,
+}
+
+/// Something verify could not check or compare: `what` (`records`, `users`,
+/// `group memberships`, `group settings`) and `why`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotCompared {
+    pub what: String,
+    pub why: String,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -49,14 +67,23 @@ pub struct PoolComparison {
     pub extra_in_pool: u64,
     pub different: u64,
     pub groups_missing_from_pool: Vec<String>,
+    /// Groups in the pool whose description, precedence or role differ from the backup's.
+    pub groups_different: u64,
     pub examples_missing: Vec<String>,
     pub examples_extra: Vec<String>,
     pub examples_different: Vec<Difference>,
+    pub examples_groups_different: Vec<GroupDifference>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Difference {
     pub user: String,
+    pub fields: Vec<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GroupDifference {
+    pub group: String,
     pub fields: Vec<&'static str>,
 }
 
@@ -69,6 +96,7 @@ impl VerifyReport {
                     && p.extra_in_pool == 0
                     && p.different == 0
                     && p.groups_missing_from_pool.is_empty()
+                    && p.groups_different == 0
             })
             && self.config_drift.as_ref().is_none_or(Vec::is_empty)
     }
@@ -78,25 +106,34 @@ impl VerifyReport {
         for f in &self.files {
             let users = f.users.map_or("?".to_string(), |n| n.to_string());
             let status = if f.problems.is_empty() { "ok" } else { "BAD" };
-            let checked = if f.manifest {
-                "checksum and count match the manifest"
-            } else {
-                "no manifest: parsed only"
-            };
-            if f.problems.is_empty() {
-                s.push_str(&format!(
-                    "{status}  {}: {users} users, {checked}\n",
-                    f.path.display()
-                ));
-            } else {
+            if !f.problems.is_empty() {
                 s.push_str(&format!("{status} {}:\n", f.path.display()));
                 for p in &f.problems {
                     s.push_str(&format!("      {p}\n"));
                 }
+            } else if !f.records_read {
+                s.push_str(&format!(
+                    "{status}  {}: SHA-256 matches the manifest ({users} users by the manifest); \
+                     records not read\n",
+                    f.path.display()
+                ));
+            } else {
+                let checked = if f.manifest {
+                    "checksum and count match the manifest"
+                } else {
+                    "no manifest: parsed only"
+                };
+                s.push_str(&format!(
+                    "{status}  {}: {users} users, {checked}\n",
+                    f.path.display()
+                ));
             }
         }
         for m in &self.missing_shards {
             s.push_str(&format!("BAD missing shard file {}\n", m.display()));
+        }
+        for g in &self.groups_files {
+            s.push_str(&format!("groups file {}\n", g.display()));
         }
         if let Some(p) = &self.pool {
             s.push_str(&format!(
@@ -126,6 +163,13 @@ impl VerifyReport {
             for g in &p.groups_missing_from_pool {
                 s.push_str(&format!("  group missing from the pool: {g}\n"));
             }
+            for d in &p.examples_groups_different {
+                s.push_str(&format!(
+                    "  group different: {} ({})\n",
+                    d.group,
+                    d.fields.join(", ")
+                ));
+            }
         }
         if let Some(drift) = &self.config_drift {
             s.push_str(&format!("configuration: {} differences\n", drift.len()));
@@ -133,74 +177,137 @@ impl VerifyReport {
                 s.push_str(&format!("  {d}\n"));
             }
         }
-        s.push_str(if self.ok() {
-            "verify: OK\n"
-        } else {
-            "verify: DIFFERENCES FOUND\n"
+        for n in &self.not_compared {
+            s.push_str(&format!("not compared: {}: {}\n", n.what, n.why));
+        }
+        s.push_str(match (self.ok(), self.not_compared.is_empty()) {
+            (true, true) => "verify: OK\n",
+            (true, false) => "verify: OK, except what was not compared (above)\n",
+            (false, _) => "verify: DIFFERENCES FOUND\n",
         });
         s
     }
 }
 
 /// Checks the files; with `pool` (the client and its region, needed only with `--pool-id`),
-/// compares them with the pool too.
+/// compares them with the pool too. A file that cannot be opened, or an encrypted file with
+/// neither key nor manifest, is an error; what a readable file holds that is wrong is a
+/// problem in the report.
 pub async fn run(
     pool: Option<(&Cognito, &str)>,
     args: &VerifyArgs,
     ids: Identities,
 ) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let mut manifests = Vec::new();
-    let mut missing = BTreeSet::new();
     for path in &args.inputs {
-        let (check, manifest) = check_file(path, &ids);
-        report.files.push(check);
-        if let Some(m) = manifest {
-            if let Some(shard) = m.shard.as_deref().and_then(|s| s.parse::<Shard>().ok())
-                && let Some(base) = shard::unshard_path(path, shard.index)
-            {
-                for i in 1..=shard.total {
-                    let sibling = shard::shard_path(&base, i);
-                    if !sibling.exists() {
-                        missing.insert(sibling);
-                    }
-                }
-            }
-            manifests.push(m);
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("reading {}: not a file", path.display());
         }
     }
-    report.missing_shards = missing.into_iter().collect();
+    let mut report = VerifyReport::default();
+    let mut manifests = Vec::new();
+    for path in &args.inputs {
+        let (check, manifest) = check_file(path, &ids)?;
+        if !check.records_read {
+            report.not_compared.push(NotCompared {
+                what: "records".to_string(),
+                why: format!(
+                    "{} is encrypted and no --identity was given: only its SHA-256 was checked",
+                    path.display()
+                ),
+            });
+        }
+        report.files.push(check);
+        if let Some(m) = manifest {
+            manifests.push((path.clone(), m));
+        }
+    }
+    report.missing_shards = missing_members(manifests.iter().map(|(p, m)| (p.as_path(), m)), |p| {
+        p.exists()
+    });
+    let groups_files = read_groups_files(&args.inputs, args.groups_file.as_deref())?;
+    report.groups_files = groups_files.iter().map(|g| g.path.clone()).collect();
+    let mut definitions: BTreeMap<String, GroupRecord> = BTreeMap::new();
+    for g in manifests
+        .iter()
+        .flat_map(|(_, m)| m.groups.iter())
+        .chain(groups_files.iter().flat_map(|f| f.groups.iter()))
+    {
+        definitions.insert(g.name.clone(), g.clone());
+    }
     if let (Some(pool_id), Some((cognito, region))) = (&args.pool_id, pool) {
-        report.pool =
-            Some(compare_with_pool(cognito, region, pool_id, args, &manifests, &ids).await?);
-        report.config_drift =
+        if report.files.iter().all(|f| f.records_read) {
+            let manifests: Vec<Manifest> = manifests.into_iter().map(|(_, m)| m).collect();
+            let (cmp, not_compared) = compare_with_pool(
+                cognito,
+                region,
+                pool_id,
+                args,
+                &manifests,
+                &definitions,
+                &ids,
+            )
+            .await?;
+            report.pool = Some(cmp);
+            report.not_compared.extend(not_compared);
+        } else {
+            report.not_compared.push(NotCompared {
+                what: format!("pool {pool_id}"),
+                why: "the backup's records were not read (pass --identity)".to_string(),
+            });
+        }
+        let (drift, not_compared) =
             crate::pool_config::drift_from_backup(cognito, region, pool_id, &args.inputs[0], &ids)
                 .await?;
+        report.config_drift = drift;
+        report
+            .not_compared
+            .extend(not_compared.into_iter().map(|why| NotCompared {
+                what: "configuration".to_string(),
+                why,
+            }));
     }
     Ok(report)
 }
 
-fn check_file(path: &Path, ids: &Identities) -> (FileCheck, Option<Manifest>) {
+/// Checks one file against its manifest. An encrypted file without identities is checked by
+/// its SHA-256 alone, which needs a manifest.
+fn check_file(path: &Path, ids: &Identities) -> Result<(FileCheck, Option<Manifest>)> {
     let mut check = FileCheck {
         path: path.to_path_buf(),
         users: None,
         manifest: false,
+        records_read: true,
         problems: Vec::new(),
     };
-    match for_each_record(path, ids, |_, _| Ok(())) {
-        Ok(n) => check.users = Some(n),
-        Err(e) => check.problems.push(format!("{e:#}")),
-    }
     let manifest_path = shard::manifest_path(path);
-    if !manifest_path.exists() {
-        return (check, None);
+    let has_manifest = manifest_path.exists();
+    if ids.is_empty() && is_age_encrypted(path)? {
+        if !has_manifest {
+            bail!(
+                "{} is encrypted with age and has no manifest ({}): without --identity there \
+                 is nothing to check it against",
+                path.display(),
+                manifest_path.display()
+            );
+        }
+        check.records_read = false;
+    } else {
+        match for_each_record(path, ids, |_, _| Ok(())) {
+            Ok(n) => check.users = Some(n),
+            Err(e) => check.problems.push(format!("{e:#}")),
+        }
+    }
+    if !has_manifest {
+        return Ok((check, None));
     }
     check.manifest = true;
     let manifest = match Manifest::read(&manifest_path) {
         Ok(m) => m,
         Err(e) => {
             check.problems.push(format!("{e:#}"));
-            return (check, None);
+            return Ok((check, None));
         }
     };
     match sha256_file(path) {
@@ -211,7 +318,9 @@ fn check_file(path: &Path, ids: &Identities) -> (FileCheck, Option<Manifest>) {
         Ok(_) => {}
         Err(e) => check.problems.push(format!("{e:#}")),
     }
-    if let Some(n) = check.users
+    if !check.records_read {
+        check.users = Some(manifest.user_count);
+    } else if let Some(n) = check.users
         && n != manifest.user_count
     {
         check.problems.push(format!(
@@ -219,10 +328,11 @@ fn check_file(path: &Path, ids: &Identities) -> (FileCheck, Option<Manifest>) {
             manifest.user_count
         ));
     }
-    (check, Some(manifest))
+    Ok((check, Some(manifest)))
 }
 
-/// What is compared of a user: attributes without `sub`, enabled, status, groups.
+/// What is compared of a user: attributes without `sub`, enabled, status, groups (`None`
+/// when a backup record carries no `Groups` list).
 struct Fingerprint {
     attributes: u64,
     enabled: bool,
@@ -238,17 +348,18 @@ fn fingerprint(user: &UserRecord) -> Fingerprint {
         .map(|a| (a.name.as_str(), a.value.as_deref()))
         .collect();
     attributes.sort();
-    let groups = user.groups.as_ref().map(|g| {
-        let mut g: Vec<&String> = g.iter().collect();
-        g.sort();
-        hash(&g)
-    });
     Fingerprint {
         attributes: hash(&attributes),
         enabled: user.enabled,
         status: user.status().to_string(),
-        groups,
+        groups: user.groups.as_deref().map(groups_hash),
     }
+}
+
+/// The same for any order of the same groups; an empty list is no groups.
+fn groups_hash(groups: &[String]) -> u64 {
+    let sorted: BTreeSet<&String> = groups.iter().collect();
+    hash(&sorted)
 }
 
 fn hash(value: &impl Hash) -> u64 {
@@ -265,14 +376,32 @@ fn key(user: &UserRecord, sign_in: Option<&str>) -> String {
         .map_or_else(|| user.username.clone(), str::to_string)
 }
 
+/// The settings of a group that differ between the backup and the pool. An empty description
+/// is no description, as Cognito returns it.
+fn group_differences(was: &GroupRecord, now: &GroupRecord) -> Vec<&'static str> {
+    let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let mut fields = Vec::new();
+    if text(&was.description) != text(&now.description) {
+        fields.push("description");
+    }
+    if was.precedence != now.precedence {
+        fields.push("precedence");
+    }
+    if text(&was.role_arn) != text(&now.role_arn) {
+        fields.push("role");
+    }
+    fields
+}
+
 async fn compare_with_pool(
     cognito: &Cognito,
     region: &str,
     pool_id: &str,
     args: &VerifyArgs,
     manifests: &[Manifest],
+    definitions: &BTreeMap<String, GroupRecord>,
     ids: &Identities,
-) -> Result<PoolComparison> {
+) -> Result<(PoolComparison, Vec<NotCompared>)> {
     // The slice to read: one shard if every input is that shard, else the whole pool
     // filtered to the inputs' shards.
     let shards: Vec<Option<Shard>> = if manifests.len() == args.inputs.len() {
@@ -295,18 +424,17 @@ async fn compare_with_pool(
         .cloned();
 
     let dir = tempfile::tempdir()?;
-    let live_path = dir.path().join("live.json");
     let live_args = BackupArgs {
         pool_id: pool_id.to_string(),
-        out: live_path.clone(),
+        out: dir.path().join("live.json"),
         shard: single,
         concurrency: 8,
-        max_rps: args.max_rps,
+        max_rps: None,
         no_progress: false,
         recipient: vec![],
         recipients_file: vec![],
     };
-    let summary = backup::run(cognito, region, &live_args).await?;
+    let summary = backup::snapshot(cognito, region, &live_args).await?;
     let mut live: HashMap<String, Fingerprint> = HashMap::new();
     let in_scope = |user: &UserRecord| {
         whole
@@ -326,15 +454,15 @@ async fn compare_with_pool(
         users_in_pool: live.len() as u64,
         ..Default::default()
     };
-    let live_groups: BTreeSet<String> = Manifest::read(&summary.manifest)?
+    let live_groups: BTreeMap<String, GroupRecord> = Manifest::read(&summary.manifest)?
         .groups
         .into_iter()
-        .map(|g| g.name)
+        .map(|g| (g.name.clone(), g))
         .collect();
-    let mut wanted_groups = BTreeSet::new();
-    for m in manifests {
-        wanted_groups.extend(m.groups.iter().map(|g| g.name.clone()));
-    }
+    let mut wanted_groups: BTreeSet<String> = definitions.keys().cloned().collect();
+    // A live listing of a pool without groups carries no `Groups` lists: no memberships.
+    let no_groups = groups_hash(&[]);
+    let mut without_memberships = 0u64;
 
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for path in &args.inputs {
@@ -366,8 +494,10 @@ async fn compare_with_pool(
             if was.status != now.status {
                 fields.push("status");
             }
-            if was.groups.is_some() && was.groups != now.groups {
-                fields.push("groups");
+            match was.groups {
+                Some(groups) if groups != now.groups.unwrap_or(no_groups) => fields.push("groups"),
+                Some(_) => {}
+                None => without_memberships += 1,
             }
             if fields.is_empty() {
                 cmp.matching += 1;
@@ -387,6 +517,101 @@ async fn compare_with_pool(
         }
     }
     cmp.examples_extra.sort();
-    cmp.groups_missing_from_pool = wanted_groups.difference(&live_groups).cloned().collect();
-    Ok(cmp)
+    cmp.groups_missing_from_pool = wanted_groups
+        .iter()
+        .filter(|g| !live_groups.contains_key(*g))
+        .cloned()
+        .collect();
+    for (name, was) in definitions {
+        let Some(now) = live_groups.get(name) else {
+            continue;
+        };
+        let fields = group_differences(was, now);
+        if !fields.is_empty() {
+            cmp.groups_different += 1;
+            if cmp.examples_groups_different.len() < EXAMPLES {
+                cmp.examples_groups_different.push(GroupDifference {
+                    group: name.clone(),
+                    fields,
+                });
+            }
+        }
+    }
+
+    let mut not_compared = Vec::new();
+    if without_memberships > 0 && !live_groups.is_empty() {
+        not_compared.push(NotCompared {
+            what: "group memberships".to_string(),
+            why: format!(
+                "not in the file ({without_memberships} users have no Groups list; the pool has \
+                 groups)"
+            ),
+        });
+    }
+    let undefined: Vec<&String> = wanted_groups
+        .iter()
+        .filter(|g| !definitions.contains_key(*g) && live_groups.contains_key(*g))
+        .collect();
+    if definitions.is_empty() && !live_groups.is_empty() {
+        not_compared.push(NotCompared {
+            what: "group settings".to_string(),
+            why: "not in the file (no manifest or --groups-file holds the groups' description, \
+                  precedence and role)"
+                .to_string(),
+        });
+    } else if !undefined.is_empty() {
+        not_compared.push(NotCompared {
+            what: "group settings".to_string(),
+            why: format!(
+                "not in the file for {} group(s), named only in Groups lists (a manifest or \
+                 --groups-file holds them)",
+                undefined.len()
+            ),
+        });
+    }
+    Ok((cmp, not_compared))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(
+        description: Option<&str>,
+        precedence: Option<i32>,
+        role: Option<&str>,
+    ) -> GroupRecord {
+        GroupRecord {
+            name: "g".into(),
+            description: description.map(str::to_string),
+            precedence,
+            role_arn: role.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn group_settings_are_compared_field_by_field() {
+        let backup = group(Some("Admins"), Some(1), Some("arn:r"));
+        assert!(group_differences(&backup, &backup).is_empty());
+        assert_eq!(
+            group_differences(&backup, &group(None, None, None)),
+            ["description", "precedence", "role"]
+        );
+        assert_eq!(
+            group_differences(&backup, &group(Some("Admins"), Some(2), Some("arn:r"))),
+            ["precedence"]
+        );
+        assert!(
+            group_differences(&group(Some(""), None, None), &group(None, None, None)).is_empty()
+        );
+    }
+
+    #[test]
+    fn an_empty_group_list_is_no_groups_in_any_order() {
+        assert_eq!(groups_hash(&[]), groups_hash(&[]));
+        let ab = ["a".to_string(), "b".to_string()];
+        let ba = ["b".to_string(), "a".to_string()];
+        assert_eq!(groups_hash(&ab), groups_hash(&ba));
+        assert_ne!(groups_hash(&ab), groups_hash(&[]));
+    }
 }

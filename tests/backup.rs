@@ -450,3 +450,111 @@ async fn logs_never_show_attribute_values() {
     assert!(!err.contains("Ñandú"), "{err}");
     assert!(!err.contains("+1555"), "{err}");
 }
+
+/// ListUsers' raw answer from moto, as text: its dates are JSON numbers of epoch seconds with
+/// milliseconds (`1796018778.395`), as Cognito's are.
+fn raw_list_users(pool: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = moto().trim_start_matches("http://");
+    let body = format!(r#"{{"UserPoolId":"{pool}","Limit":60}}"#);
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to moto");
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: AWSCognitoIdentityProviderService.ListUsers\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/cognito-idp/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// `"Name": <number>` pairs of a JSON text, each number as written, in order.
+fn number_texts<'a>(json: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!("\"{name}\":");
+    json.match_indices(&key)
+        .map(|(at, _)| {
+            let rest = json[at + key.len()..].trim_start();
+            let end = rest.find([',', '}']).unwrap();
+            rest[..end].trim()
+        })
+        .collect()
+}
+
+/// The RFC 3339 date, with milliseconds, of an epoch-seconds text such as `1796018778.395`,
+/// computed from the digits (no floating point).
+fn date_of(epoch: &str) -> String {
+    let (secs, frac) = epoch.split_once('.').unwrap_or((epoch, "0"));
+    let millis: u64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(secs.parse::<u64>().unwrap() * 1000 + millis);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[tokio::test]
+async fn backup_dates_are_the_milliseconds_cognito_sent() {
+    let (_c, pool) = seeded_pool("dates", 40).await;
+    let raw = raw_list_users(&pool);
+    let usernames: Vec<String> = serde_json::from_str::<Value>(&raw).unwrap()["Users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["Username"].as_str().unwrap().to_string())
+        .collect();
+    let created = number_texts(&raw, "UserCreateDate");
+    let modified = number_texts(&raw, "UserLastModifiedDate");
+    assert_eq!((created.len(), modified.len()), (40, 40), "{raw}");
+    // Some of these are not exact in binary: read as an f64 and truncated, as the SDK's
+    // DateTime::from_secs_f64 does, they lose a millisecond.
+    let inexact = created.iter().chain(&modified).filter(|t| {
+        let v: f64 = t.parse().unwrap();
+        let truncated = ((v - v.floor()) * 1e9) as u64 / 1_000_000;
+        date_of(t) != date_of(&format!("{}.{truncated:03}", v.floor() as u64))
+    });
+    assert!(inexact.count() > 0, "no date to test: {created:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let records = read_backup(&dir.path().join("backup.json"));
+    for (i, name) in usernames.iter().enumerate() {
+        let r = records.iter().find(|r| r["Username"] == *name).unwrap();
+        assert_eq!(
+            r["UserCreateDate"],
+            date_of(created[i]),
+            "{name}: {}",
+            created[i]
+        );
+        assert_eq!(
+            r["UserLastModifiedDate"],
+            date_of(modified[i]),
+            "{name}: {}",
+            modified[i]
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_fields_are_plain_values() {
+    let (_c, pool) = seeded_pool("log-fields", 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["backup", "-p", &pool, "--shard", "1/3"],
+    );
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains(" shard=1/3 "), "{err}");
+    assert!(err.contains(&format!(" pool={pool} ")), "{err}");
+    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    for debug in ["Some(", "None", "shard=", "\""] {
+        assert!(!err.contains(debug), "{debug} in {err}");
+    }
+}

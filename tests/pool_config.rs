@@ -305,7 +305,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     let out = cbr(
         &layer.url,
         dir.path(),
-        &["restore", "--create-pool", &new_name],
+        &["restore", "--create-pool", &new_name, "--allow-triggers"],
     );
     assert_ok(&out);
     let new = stdout(&out).trim().to_string();
@@ -508,7 +508,11 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     );
 
     // A rerun finds the pool it created and creates nothing twice.
-    let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &new_name]);
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "--create-pool", &new_name, "--allow-triggers"],
+    );
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), new);
     assert_eq!(pools_named(&c, &new_name).await, std::slice::from_ref(&new));
@@ -594,8 +598,26 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
         .unwrap();
     assert!(clients.user_pool_clients().is_empty());
 
-    // The rerun continues in the same pool and creates each thing once.
+    // The rerun continues in the same pool and creates each thing once. The users wait for
+    // --allow-triggers (the pool has a trigger), as the summary's add-permission advice says.
     let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &target]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allow-triggers"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("aws lambda add-permission"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).trim(), first);
+    let out = cbr(
+        moto(),
+        dir.path(),
+        &["restore", "--create-pool", &target, "--allow-triggers"],
+    );
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), first);
     assert!(
@@ -722,6 +744,7 @@ async fn bad_configuration_files_are_refused_before_anything_is_created() {
             &target,
             "--domain-prefix",
             &free,
+            "--allow-triggers",
         ],
     );
     assert_ok(&out);

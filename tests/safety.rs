@@ -370,3 +370,45 @@ async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
     assert_eq!(users.len(), 50);
     assert_eq!(map.lines().count(), 50);
 }
+
+#[tokio::test]
+async fn restore_of_an_incomplete_shard_set_is_refused_unless_partial() {
+    let (c, pool) = seeded_pool("partial-source", 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        assert_ok(&cbr(
+            moto(),
+            dir.path(),
+            &["backup", "-p", &pool, "-o", "s.json", "--shard", &shard],
+        ));
+    }
+    std::fs::remove_file(dir.path().join("s-2.json")).unwrap();
+    std::fs::remove_file(dir.path().join("s-2.meta.json")).unwrap();
+    let target = create_pool(&c, &unique("partial-target"), tenant_pool()).await;
+
+    // `--in s-*.json` as the shell expands it, with shard 2 gone.
+    let inputs = ["s-1.json", "s-1.meta.json", "s-3.json", "s-3.meta.json"];
+    let mut args = vec!["restore", "-p", &target, "--in"];
+    args.extend(inputs);
+    let out = cbr(moto(), dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("s-2.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was written"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--partial"), "{}", stderr(&out));
+    assert!(snapshot(&c, &target).await.is_empty(), "no user written");
+    let groups = c.list_groups().user_pool_id(&target).send().await.unwrap();
+    assert!(groups.groups().is_empty(), "no group written");
+
+    // Intended: only the shards given are restored.
+    args.push("--partial");
+    assert_ok(&cbr(moto(), dir.path(), &args));
+    let expected = read_backup(&dir.path().join("s-1.json")).len()
+        + read_backup(&dir.path().join("s-3.json")).len();
+    assert!(expected > 0 && expected < 30);
+    assert_eq!(snapshot(&c, &target).await.len(), expected);
+}

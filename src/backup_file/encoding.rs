@@ -188,6 +188,18 @@ pub fn open(path: &Path, identities: &Identities) -> Result<Box<dyn Read + Send>
     })
 }
 
+/// Whether a data file is age-encrypted, by its first bytes (so it cannot be read without an
+/// identity).
+pub fn is_age_encrypted(path: &Path) -> Result<bool> {
+    let mut head = Vec::with_capacity(AGE_ARMOR.len());
+    File::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .take(AGE_ARMOR.len() as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(head.starts_with(AGE_BINARY) || head.starts_with(AGE_ARMOR))
+}
+
 /// SHA-256 of a file's bytes as stored, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -226,6 +238,7 @@ mod tests {
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "[{\"Username\":\"a\"}]");
+        assert_eq!(is_age_encrypted(&path).unwrap(), encrypt);
         if encrypt {
             let err = open(&path, &Arc::new(vec![])).err().unwrap();
             assert!(format!("{err:#}").contains("--identity"), "{err:#}");

@@ -33,12 +33,21 @@ pub fn read_records(
     let mut visitor = RecordsVisitor {
         each,
         failure: None,
+        started: false,
     };
     let result = (&mut de).deserialize_option(&mut visitor);
     if let Some(failure) = visitor.failure {
         return Err(failure);
     }
-    let count = result.map_err(describe_json_error)?;
+    let count = result.map_err(|e| match e.classify() {
+        // A syntax error before the array opened: the file does not start as JSON.
+        serde_json::error::Category::Syntax if !visitor.started => anyhow!(
+            "not JSON (at line {} column {}): expected a JSON array of user records",
+            e.line(),
+            e.column()
+        ),
+        _ => describe_json_error(e),
+    })?;
     de.end().map_err(describe_json_error)?;
     Ok(count)
 }
@@ -59,6 +68,8 @@ fn describe_json_error(e: serde_json::Error) -> anyhow::Error {
 struct RecordsVisitor<'a> {
     each: &'a mut dyn FnMut(u64, UserRecord) -> Result<()>,
     failure: Option<anyhow::Error>,
+    /// Whether the array opened.
+    started: bool,
 }
 
 impl<'de> Visitor<'de> for &mut RecordsVisitor<'_> {
@@ -81,6 +92,7 @@ impl<'de> Visitor<'de> for &mut RecordsVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        self.started = true;
         let mut position = 0u64;
         while let Some(value) = seq.next_element::<serde_json::Value>()? {
             position += 1;
@@ -164,6 +176,12 @@ mod tests {
         assert!(err("{}").contains("expected a JSON array"), "{}", err("{}"));
         assert!(err("[{\"Username\":\"a\"").contains("truncated"));
         assert!(err("nope").contains("at line 1 column"), "{}", err("nope"));
+        for not_json in ["nope", "id,email\na,b@c.d", "\u{1}\u{2}", "<html>"] {
+            let e = err(not_json);
+            assert!(e.starts_with("not JSON"), "{not_json:?}: {e}");
+            assert!(!e.contains("expected value"), "{not_json:?}: {e}");
+        }
+        assert!(!err("[\n  {\"Username\": \"a\",,}]").contains("not JSON"));
         assert!(err("[\n  {\"Username\": \"a\",,}]").contains("line 2 column"));
         assert!(err("[{}]").contains("record 1 has no Username"));
         assert!(err("[1]").contains("record 1 is not a JSON object"));

@@ -8,13 +8,12 @@ mod config;
 mod read;
 mod write;
 
-pub use read::{Page, PoolInfo};
-pub use write::CreateOutcome;
+pub use read::{Page, PoolInfo, SchemaAttribute};
+pub use write::{CreateOutcome, Invitation};
 
 use crate::ratelimit::RateLimiter;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use rand::Rng;
 use std::future::Future;
 use std::sync::Arc;
@@ -31,22 +30,39 @@ pub enum Category {
     UserUpdate,
     UserAccountRecovery,
     UserRead,
+    UserResourceRead,
     UserPoolRead,
     UserPoolResourceRead,
     UserPoolResourceUpdate,
 }
 
 impl Category {
-    const ALL: [Category; 8] = [
+    const ALL: [Category; 9] = [
         Category::UserList,
         Category::UserCreation,
         Category::UserUpdate,
         Category::UserAccountRecovery,
         Category::UserRead,
+        Category::UserResourceRead,
         Category::UserPoolRead,
         Category::UserPoolResourceRead,
         Category::UserPoolResourceUpdate,
     ];
+
+    /// Cognito's name for the category, as GetProvisionedLimit takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::UserList => "UserList",
+            Category::UserCreation => "UserCreation",
+            Category::UserUpdate => "UserUpdate",
+            Category::UserAccountRecovery => "UserAccountRecovery",
+            Category::UserRead => "UserRead",
+            Category::UserResourceRead => "UserResourceRead",
+            Category::UserPoolRead => "UserPoolRead",
+            Category::UserPoolResourceRead => "UserPoolResourceRead",
+            Category::UserPoolResourceUpdate => "UserPoolResourceUpdate",
+        }
+    }
 
     /// The documented default quota, requests per second per account and Region.
     pub fn quota(self) -> f64 {
@@ -56,6 +72,7 @@ impl Category {
             Category::UserUpdate => 25.0,
             Category::UserAccountRecovery => 30.0,
             Category::UserRead => 120.0,
+            Category::UserResourceRead => 50.0,
             Category::UserPoolRead => 15.0,
             Category::UserPoolResourceRead => 20.0,
             Category::UserPoolResourceUpdate => 15.0,
@@ -70,18 +87,33 @@ pub struct CallStats {
     pub retried: AtomicU64,
 }
 
+/// Operations on a pool's groups (CreateGroup, ListGroups, ...) have a per-pool limit on top
+/// of their category's account-wide quota; cbr stays under it.
+pub const GROUP_OPS_PER_POOL: f64 = 5.0;
+
 /// A Cognito client with per-category rate limits and retries.
 #[derive(Clone)]
 pub struct Cognito {
     client: Client,
-    limiters: Arc<[RateLimiter; 8]>,
+    limiters: Arc<[RateLimiter; 9]>,
+    /// The operator's `--max-rps` per category, if any.
+    caps: [Option<f64>; 9],
+    /// The per-pool limit of group operations.
+    group_ops: Arc<RateLimiter>,
     max_attempts: u32,
     pub stats: Arc<CallStats>,
+    /// Where requests go, to name it when it cannot be reached.
+    endpoint: Arc<str>,
 }
 
+/// Attempts at most for a refused connection: nothing listens there, so waiting rarely helps.
+const REFUSED_ATTEMPTS: u32 = 3;
+
 impl Cognito {
-    /// `cap` may lower a category's rate below its quota (never raise it).
+    /// Each category starts at its documented default quota, or `cap` where that is lower;
+    /// [`Cognito::use_provisioned_limits`] raises the ceilings to what the account has bought.
     pub fn new(client: Client, max_attempts: u32, cap: impl Fn(Category) -> Option<f64>) -> Self {
+        let caps = Category::ALL.map(&cap);
         let limiters = Category::ALL.map(|c| {
             let rate = cap(c).map_or(c.quota(), |cap| cap.min(c.quota()));
             RateLimiter::new(rate)
@@ -89,9 +121,57 @@ impl Cognito {
         Cognito {
             client,
             limiters: Arc::new(limiters),
+            caps,
+            group_ops: Arc::new(RateLimiter::new(GROUP_OPS_PER_POOL)),
             max_attempts,
             stats: Arc::default(),
+            endpoint: Arc::from("the Cognito endpoint"),
         }
+    }
+
+    /// Reads the rate Cognito enforces for each category (GetProvisionedLimit: the default
+    /// quota, or more where the account has bought capacity) and lets each limiter go up to
+    /// it, or to the operator's cap where that is lower. Where the limit cannot be read (no
+    /// permission, an endpoint without the operation), the default quota stays, with one line
+    /// at `-v`.
+    pub async fn use_provisioned_limits(&self, categories: &[Category]) {
+        for &category in categories {
+            let rate = match self.provisioned_limit(category).await {
+                Ok(Some(rate)) => rate,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!(
+                        category = category.name(),
+                        "cannot read the provisioned limit ({e}); using the default quota of {} requests/s",
+                        category.quota()
+                    );
+                    continue;
+                }
+            };
+            let i = Category::ALL
+                .iter()
+                .position(|&c| c == category)
+                .expect("category");
+            let ceiling = self.caps[i].map_or(rate, |cap| cap.min(rate));
+            tracing::debug!(
+                category = category.name(),
+                provisioned = rate,
+                ceiling,
+                "request rate"
+            );
+            self.limiter(category).set_ceiling(ceiling);
+        }
+    }
+
+    /// The current ceiling of a category's limiter, requests per second.
+    pub fn ceiling(&self, category: Category) -> f64 {
+        self.limiter(category).ceiling()
+    }
+
+    /// Names the endpoint in connection errors (`cannot connect to <endpoint>: …`).
+    pub fn with_endpoint(mut self, endpoint: &str) -> Self {
+        self.endpoint = Arc::from(endpoint);
+        self
     }
 
     fn limiter(&self, category: Category) -> &RateLimiter {
@@ -129,11 +209,21 @@ impl Cognito {
                 tracing::debug!(?category, rate = limiter.rate(), "throttled; slowing down");
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
-            if kind == Failure::Permanent || attempt >= self.max_attempts {
-                return Err(CallError::from_sdk(err, kind));
+            let limit = if is_connection_refused(&err) {
+                self.max_attempts.min(REFUSED_ATTEMPTS)
+            } else {
+                self.max_attempts
+            };
+            if kind == Failure::Permanent || attempt >= limit {
+                return Err(CallError::from_sdk(err, kind, &self.endpoint));
             }
             self.stats.retried.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(?kind, attempt, "retrying: {}", describe(&err));
+            tracing::debug!(
+                ?kind,
+                attempt,
+                "retrying: {}",
+                describe(&err, &self.endpoint)
+            );
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
@@ -180,13 +270,13 @@ pub struct CallError {
 }
 
 impl CallError {
-    fn from_sdk<E>(err: SdkError<E, HttpResponse>, kind: Failure) -> Self
+    fn from_sdk<E>(err: SdkError<E, HttpResponse>, kind: Failure, endpoint: &str) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         CallError {
             code: err.code().map(str::to_string),
-            message: describe(&err),
+            message: describe(&err, endpoint),
             retryable: kind != Failure::Permanent,
         }
     }
@@ -208,8 +298,27 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// `Code: message` for a service error, the whole error chain for anything else.
-fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
+/// Whether nothing accepted the connection (`--endpoint-url` pointing at a closed port).
+fn is_connection_refused<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::DispatchFailure(d) = err else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> =
+        d.as_connector_error().map(|c| c as _);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// `Code: message` for a service error, `cannot connect to <endpoint>: connection refused`, or
+/// the messages of the error chain (without the SDK's debug structures) for anything else.
+fn describe<E>(err: &SdkError<E, HttpResponse>, endpoint: &str) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -221,7 +330,10 @@ where
         (SdkError::ServiceError(ctx), None) => {
             format!("HTTP {} from the service", ctx.raw().status().as_u16())
         }
-        _ => DisplayErrorContext(err).to_string(),
+        _ if is_connection_refused(err) => {
+            format!("cannot connect to {endpoint}: connection refused")
+        }
+        _ => crate::aws::error_chain(err),
     }
 }
 

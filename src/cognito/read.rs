@@ -3,7 +3,9 @@
 use super::{CallError, Category, Cognito};
 use crate::backup_file::{Attribute, GroupRecord, MfaOption, UserRecord};
 use anyhow::{Context, Result};
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeType, LimitClass, LimitDefinitionType, SchemaAttributeType, UserType,
+};
 use aws_smithy_types::DateTime;
 use std::time::SystemTime;
 
@@ -24,10 +26,99 @@ pub struct PoolInfo {
     pub estimated_users: u64,
     /// `email` and/or `phone_number` when people sign in with those instead of a username.
     pub username_attributes: Vec<String>,
-    /// Names of every attribute in the pool's schema, standard and custom.
-    pub schema: Vec<String>,
+    /// Every attribute in the pool's schema, standard and custom.
+    pub schema: Vec<SchemaAttribute>,
     /// The password policy's minimum length.
     pub min_password_length: usize,
+    /// Whether `Alice` and `alice` are two users (false: one, found by either spelling).
+    pub case_sensitive: bool,
+    /// `email`, `phone_number` and/or `preferred_username`: other names a user may sign in
+    /// with once verified (each value belongs to one user).
+    pub alias_attributes: Vec<String>,
+    /// Lambda triggers that are set, by Cognito's name (`PreSignUp`, `CustomMessage`, ...).
+    pub triggers: Vec<String>,
+}
+
+/// One attribute of a pool's schema, with the constraints values must meet.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaAttribute {
+    /// As it appears on users: `email`, `custom:plan`, `dev:custom:score`.
+    pub name: String,
+    /// `String`, `Number`, `DateTime` or `Boolean`.
+    pub data_type: String,
+    pub developer_only: bool,
+    pub mutable: bool,
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub min_value: Option<i64>,
+    pub max_value: Option<i64>,
+}
+
+impl SchemaAttribute {
+    fn from_sdk(a: &SchemaAttributeType) -> SchemaAttribute {
+        let raw = a.name().unwrap_or_default();
+        let standard = matches!(
+            raw,
+            "sub"
+                | "name"
+                | "given_name"
+                | "family_name"
+                | "middle_name"
+                | "nickname"
+                | "preferred_username"
+                | "profile"
+                | "picture"
+                | "website"
+                | "email"
+                | "email_verified"
+                | "gender"
+                | "birthdate"
+                | "zoneinfo"
+                | "locale"
+                | "phone_number"
+                | "phone_number_verified"
+                | "address"
+                | "updated_at"
+                | "identities"
+        );
+        let developer_only = a.developer_only_attribute().unwrap_or(false);
+        // DescribeUserPool names custom attributes with or without their prefix.
+        let bare = raw
+            .strip_prefix("dev:custom:")
+            .or_else(|| raw.strip_prefix("custom:"))
+            .unwrap_or(raw);
+        let name = if standard {
+            raw.to_string()
+        } else if developer_only {
+            format!("dev:custom:{bare}")
+        } else {
+            format!("custom:{bare}")
+        };
+        fn num<T: std::str::FromStr>(v: Option<&str>) -> Option<T> {
+            v.and_then(|v| v.parse().ok())
+        }
+        let strings = a.string_attribute_constraints();
+        let numbers = a.number_attribute_constraints();
+        SchemaAttribute {
+            name,
+            data_type: a
+                .attribute_data_type()
+                .map_or("String", |t| t.as_str())
+                .to_string(),
+            developer_only,
+            mutable: a.mutable().unwrap_or(true),
+            min_length: num(strings.and_then(|c| c.min_length())),
+            max_length: num(strings.and_then(|c| c.max_length())),
+            min_value: num(numbers.and_then(|c| c.min_value())),
+            max_value: num(numbers.and_then(|c| c.max_value())),
+        }
+    }
+}
+
+impl PoolInfo {
+    pub fn schema_attribute(&self, name: &str) -> Option<&SchemaAttribute> {
+        self.schema.iter().find(|a| a.name == name)
+    }
 }
 
 /// One page of ListUsers.
@@ -97,8 +188,17 @@ impl Cognito {
             schema: pool
                 .schema_attributes()
                 .iter()
-                .filter_map(|a| a.name().map(str::to_string))
+                .map(SchemaAttribute::from_sdk)
                 .collect(),
+            case_sensitive: pool
+                .username_configuration()
+                .is_none_or(|c| c.case_sensitive()),
+            alias_attributes: pool
+                .alias_attributes()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            triggers: pool.lambda_config().map(triggers).unwrap_or_default(),
             min_password_length: pool
                 .policies()
                 .and_then(|p| p.password_policy())
@@ -116,6 +216,92 @@ impl Cognito {
         token: Option<&str>,
     ) -> Result<Page, CallError> {
         let filter = (!prefix.is_empty()).then(|| format!("sub ^= \"{prefix}\""));
+        self.list_users_filtered(pool_id, filter, token).await
+    }
+
+    /// Every user a ListUsers filter (`username = "alice"`) selects, a few at most.
+    pub async fn find_users(&self, pool_id: &str, filter: String) -> Result<Vec<UserRecord>> {
+        let mut users = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .list_users_filtered(pool_id, Some(filter.clone()), token.as_deref())
+                .await
+                .with_context(|| format!("looking up users of {pool_id}"))?;
+            let Page::Users { users: found, next } = page else {
+                token = None;
+                users.clear();
+                continue;
+            };
+            users.extend(found);
+            token = next;
+            if token.is_none() {
+                return Ok(users);
+            }
+        }
+    }
+
+    /// The names of the groups a user belongs to (AdminListGroupsForUser).
+    pub async fn groups_of_user(&self, pool_id: &str, username: &str) -> Result<Vec<String>> {
+        let mut groups = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .call(Category::UserResourceRead, || {
+                    self.client
+                        .admin_list_groups_for_user()
+                        .user_pool_id(pool_id)
+                        .username(username)
+                        .limit(PAGE_SIZE)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await
+                .with_context(|| format!("listing the groups of a user of {pool_id}"))?;
+            groups.extend(
+                out.groups()
+                    .iter()
+                    .filter_map(|g| g.group_name())
+                    .map(str::to_string),
+            );
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                groups.sort();
+                return Ok(groups);
+            }
+        }
+    }
+
+    /// The rate Cognito enforces for a category (GetProvisionedLimit), requests per second.
+    pub(super) async fn provisioned_limit(
+        &self,
+        category: Category,
+    ) -> Result<Option<f64>, CallError> {
+        let definition = LimitDefinitionType::builder()
+            .limit_class(LimitClass::ApiCategory)
+            .attributes("Category", category.name())
+            .build()
+            .expect("limit class and attributes are set");
+        let out = self
+            .call(Category::UserPoolRead, || {
+                self.client
+                    .get_provisioned_limit()
+                    .limit_definition(definition.clone())
+                    .send()
+            })
+            .await?;
+        Ok(out
+            .limit()
+            .map(|l| f64::from(l.provisioned_limit_value()))
+            .filter(|&v| v > 0.0))
+    }
+
+    async fn list_users_filtered(
+        &self,
+        pool_id: &str,
+        filter: Option<String>,
+        token: Option<&str>,
+    ) -> Result<Page, CallError> {
         let result = self
             .call(Category::UserList, || {
                 self.client
@@ -141,6 +327,7 @@ impl Cognito {
         let mut groups = Vec::new();
         let mut token: Option<String> = None;
         loop {
+            self.group_ops.acquire().await;
             let out = self
                 .call(Category::UserPoolResourceRead, || {
                     self.client
@@ -198,45 +385,34 @@ impl Cognito {
             }
         }
     }
-
-    /// A user's current `sub`, status and enabled flag; `None` if there is no such user.
-    pub async fn get_user(
-        &self,
-        pool_id: &str,
-        username: &str,
-    ) -> Result<Option<UserState>, CallError> {
-        let result = self
-            .call(Category::UserRead, || {
-                self.client
-                    .admin_get_user()
-                    .user_pool_id(pool_id)
-                    .username(username)
-                    .send()
-            })
-            .await;
-        match result {
-            Ok(out) => Ok(Some(UserState {
-                username: out.username().to_string(),
-                sub: attribute(out.user_attributes(), "sub"),
-                status: out
-                    .user_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                enabled: out.enabled(),
-            })),
-            Err(e) if e.is("UserNotFoundException") => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
-/// A user as it is in the pool now.
-#[derive(Debug, Clone)]
-pub struct UserState {
-    pub username: String,
-    pub sub: Option<String>,
-    pub status: String,
-    pub enabled: bool,
+/// The names of the Lambda triggers a pool has set.
+fn triggers(c: &aws_sdk_cognitoidentityprovider::types::LambdaConfigType) -> Vec<String> {
+    [
+        ("PreSignUp", c.pre_sign_up().is_some()),
+        ("CustomMessage", c.custom_message().is_some()),
+        ("PostConfirmation", c.post_confirmation().is_some()),
+        ("PreAuthentication", c.pre_authentication().is_some()),
+        ("PostAuthentication", c.post_authentication().is_some()),
+        ("DefineAuthChallenge", c.define_auth_challenge().is_some()),
+        ("CreateAuthChallenge", c.create_auth_challenge().is_some()),
+        (
+            "VerifyAuthChallengeResponse",
+            c.verify_auth_challenge_response().is_some(),
+        ),
+        (
+            "PreTokenGeneration",
+            c.pre_token_generation().is_some() || c.pre_token_generation_config().is_some(),
+        ),
+        ("UserMigration", c.user_migration().is_some()),
+        ("CustomSMSSender", c.custom_sms_sender().is_some()),
+        ("CustomEmailSender", c.custom_email_sender().is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| name.to_string())
+    .collect()
 }
 
 /// Cognito answers an expired page token with InvalidParameterException naming the token.
@@ -280,8 +456,13 @@ pub(super) fn user_record(user: &UserType) -> UserRecord {
     }
 }
 
+/// Cognito sends dates as epoch seconds with milliseconds (`1795731297.05`), which the SDK
+/// parses as an `f64`: `.05` arrives as `.04999995…`. The nearest millisecond is the one Cognito
+/// sent (a float this size is off by well under a microsecond), so round, never truncate.
 fn rfc3339_millis(dt: &DateTime) -> Option<String> {
-    let time = SystemTime::try_from(*dt).ok()?;
+    let millis = i64::from((dt.subsec_nanos() + 500_000) / 1_000_000);
+    let exact = DateTime::from_millis(dt.secs().checked_mul(1000)?.checked_add(millis)?);
+    let time = SystemTime::try_from(exact).ok()?;
     Some(humantime::format_rfc3339_millis(time).to_string())
 }
 
@@ -298,5 +479,30 @@ mod tests {
         );
         let whole = DateTime::from_secs(1_704_164_645);
         assert_eq!(rfc3339_millis(&whole).unwrap(), "2024-01-02T03:04:05.000Z");
+    }
+
+    /// The SDK turns ListUsers' `1795731297.05` into a `DateTime` with `from_secs_f64`; the
+    /// backup must carry `.050`, not the `.049` a truncation gives.
+    #[test]
+    fn epoch_seconds_floats_keep_the_millisecond_cognito_sent() {
+        let dt = DateTime::from_secs_f64(1795731297.05);
+        assert!(dt.subsec_nanos() < 50_000_000, "not exact in binary");
+        assert_eq!(rfc3339_millis(&dt).unwrap(), "2026-11-26T22:14:57.050Z");
+        // Every millisecond of a second, as Cognito would write it in the JSON text.
+        for secs in [1_704_164_645_i64, 1_795_731_297, 4_102_444_799] {
+            for ms in 0..1000 {
+                let text = format!("{secs}.{ms:03}");
+                let dt = DateTime::from_secs_f64(text.parse().unwrap());
+                let want = humantime::format_rfc3339_millis(
+                    SystemTime::UNIX_EPOCH
+                        + std::time::Duration::from_millis((secs * 1000 + ms) as u64),
+                )
+                .to_string();
+                assert_eq!(rfc3339_millis(&dt).unwrap(), want, "{text}");
+            }
+        }
+        // Rounding up to the next second carries over.
+        let dt = DateTime::from_fractional_secs(1_704_164_645, 0.9999999);
+        assert_eq!(rfc3339_millis(&dt).unwrap(), "2024-01-02T03:04:06.000Z");
     }
 }

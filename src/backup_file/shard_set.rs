@@ -1,0 +1,137 @@
+//! Shard sets: the files of a sharded backup belong together (`backup-1.json` …
+//! `backup-n.json`, each manifest saying `"shard": "k/n"`). From the inputs and their
+//! manifests, this module names the members of each set that are missing; `verify` asks
+//! which are not on disk, `restore` which are not among its inputs.
+
+use super::manifest::Manifest;
+use crate::shard::{self, Shard};
+use anyhow::Result;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Every member of the shard sets that `files` (data files with their manifests) belong to,
+/// for which `present` is false; sorted, each once. Files without a shard, or whose name does
+/// not follow the shard naming, belong to no set.
+pub fn missing_members<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a Manifest)>,
+    present: impl Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
+    let mut missing = BTreeSet::new();
+    for (path, manifest) in files {
+        let Some(set) = manifest
+            .shard
+            .as_deref()
+            .and_then(|s| s.parse::<Shard>().ok())
+        else {
+            continue;
+        };
+        let Some(base) = shard::unshard_path(path, set.index) else {
+            continue;
+        };
+        for i in 1..=set.total {
+            let member = shard::shard_path(&base, i);
+            if !present(&member) {
+                missing.insert(member);
+            }
+        }
+    }
+    missing.into_iter().collect()
+}
+
+/// The members of the inputs' shard sets that are not among the inputs, as their manifests
+/// say (inputs without a manifest belong to no set). A restore of these inputs would leave
+/// those shards' users out.
+pub fn missing_from_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in inputs {
+        let manifest_path = shard::manifest_path(path);
+        if manifest_path.exists() {
+            files.push((path.as_path(), Manifest::read(&manifest_path)?));
+        }
+    }
+    let given: BTreeSet<PathBuf> = inputs.iter().map(|p| same_file(p)).collect();
+    Ok(missing_members(
+        files.iter().map(|(p, m)| (*p, m)),
+        |member| given.contains(&same_file(member)),
+    ))
+}
+
+/// The first input given more than once (however its path is written), if any: the same
+/// shard twice is not a complete set.
+pub fn repeated_input(inputs: &[PathBuf]) -> Option<&PathBuf> {
+    let mut seen = BTreeSet::new();
+    inputs.iter().find(|p| !seen.insert(same_file(p)))
+}
+
+/// A path that names the same file however it was written (`./a.json`, `dir/../a.json`).
+fn same_file(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup_file::FORMAT_VERSION;
+
+    fn manifest(shard: Option<&str>) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            cbr_version: "0".into(),
+            pool_id: "p".into(),
+            pool_name: "p".into(),
+            region: "r".into(),
+            username_attributes: vec![],
+            shard: shard.map(str::to_string),
+            user_count: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            data_file: String::new(),
+            sha256: String::new(),
+            compression: None,
+            encryption: None,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn names_the_members_that_are_not_present() {
+        let m = manifest(Some("1/3"));
+        let whole = manifest(None);
+        let files = [
+            (Path::new("d/b-1.json"), &m),
+            (Path::new("d/whole.json"), &whole),
+        ];
+        let missing = missing_members(files, |p| p == Path::new("d/b-3.json"));
+        assert_eq!(
+            missing,
+            [PathBuf::from("d/b-1.json"), PathBuf::from("d/b-2.json")]
+        );
+        assert!(missing_members(files, |_| true).is_empty());
+    }
+
+    #[test]
+    fn a_restore_of_part_of_a_set_names_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs: Vec<PathBuf> = (1..=3)
+            .map(|k| {
+                let data = dir.path().join(format!("b-{k}.json"));
+                std::fs::write(&data, "[]").unwrap();
+                let m = manifest(Some(&format!("{k}/3")));
+                std::fs::write(shard::manifest_path(&data), m.to_json().unwrap()).unwrap();
+                data
+            })
+            .collect();
+        assert!(missing_from_inputs(&inputs).unwrap().is_empty());
+        assert_eq!(repeated_input(&inputs), None);
+        // The same file written another way counts as given.
+        let other_spelling = dir.path().join(".").join("b-2.json");
+        let twice = [inputs[1].clone(), inputs[0].clone(), other_spelling.clone()];
+        assert_eq!(repeated_input(&twice), Some(&other_spelling));
+        let some = [inputs[0].clone(), other_spelling];
+        assert_eq!(missing_from_inputs(&some).unwrap(), [inputs[2].clone()]);
+        // A file without a manifest belongs to no set.
+        let loose = dir.path().join("loose.json");
+        std::fs::write(&loose, "[]").unwrap();
+        assert!(missing_from_inputs(&[loose]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,325 @@
+//! Restore's writes: each step of the plan carried out, users concurrently, every Cognito call
+//! under its own quota category's limiter (so creation, passwords and updates overlap). Only
+//! the calls a step needs are sent; a user found to exist when it was to be created (another
+//! client, or a retry whose first answer was lost) is looked up and planned again, never
+//! assumed to be the backup's user.
+
+use super::plan::{Action, Rules, Step, plan_user, wants_permanent_password};
+use super::report::{Difference, Failure, Report};
+use crate::backup_file::UserRecord;
+use crate::cli::InvitationMedium;
+use crate::cognito::{Cognito, CreateOutcome, Invitation, PoolInfo};
+use crate::compare::{UserDiff, is_writable};
+use crate::progress::Progress;
+use anyhow::{Context, Result, anyhow};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// Everything the workers share.
+pub struct Worker {
+    pub cognito: Cognito,
+    pub pool: PoolInfo,
+    pub rules: Rules,
+    pub invitations: Option<InvitationMedium>,
+    pub report: Mutex<Report>,
+    pub sub_map: Mutex<std::io::BufWriter<std::fs::File>>,
+    pub progress: Progress,
+}
+
+/// One line of the sub map.
+#[derive(Serialize)]
+struct SubMapLine<'a> {
+    username: &'a str,
+    old_sub: Option<&'a str>,
+    new_sub: Option<&'a str>,
+    /// The user's username in the target, where it differs from the backup's (pools that sign
+    /// in with email or phone generate a new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_username: Option<&'a str>,
+}
+
+impl Worker {
+    /// Carries out one step; every outcome, failures included, ends in the report.
+    pub async fn run(&self, step: Step) {
+        let username = step.user.username.clone();
+        if let Err(e) = self.run_step(step).await {
+            self.report().failed.push(Failure {
+                username,
+                reason: format!("{e:#}"),
+            });
+        }
+        self.progress.add(1);
+    }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().expect("report lock")
+    }
+
+    async fn run_step(&self, step: Step) -> Result<()> {
+        match step.action {
+            Action::SkipFederated => Ok(()), // counted from the inventory
+            Action::Conflict => {
+                self.report().conflicts.push(Difference {
+                    username: step.user.username.clone(),
+                    fields: step.apply.fields(),
+                });
+                Ok(())
+            }
+            Action::Create => self.create(step).await,
+            Action::Unchanged | Action::Differs | Action::Update => {
+                self.update(&step).await?;
+                let mut r = self.report();
+                match step.action {
+                    Action::Unchanged => r.unchanged += 1,
+                    Action::Update => {
+                        r.users_updated += 1;
+                        for field in step.apply.fields() {
+                            *r.updated.entry(field).or_default() += 1;
+                        }
+                    }
+                    _ => {}
+                }
+                if !step.not_applied.is_empty() {
+                    r.note_not_updated(&step.user.username, step.not_applied.clone());
+                }
+                r.withheld.extend(step.withheld.iter().cloned());
+                drop(r);
+                self.map_sub(
+                    &step.user,
+                    step.pool_sub.as_deref(),
+                    step.pool_username.as_deref(),
+                )
+            }
+        }
+    }
+
+    async fn create(&self, step: Step) -> Result<()> {
+        let user = &step.user;
+        let pool_id = self.pool.id.as_str();
+        let username = sign_in_name(&self.pool, user)?;
+        let attributes: Vec<(String, String)> = user
+            .attributes
+            .iter()
+            .filter(|a| is_writable(&a.name))
+            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+            .collect();
+        let invitation = self.invitation(user);
+        let created = self
+            .cognito
+            .create_user(pool_id, &username, &attributes, invitation)
+            .await
+            .context("creating the user")?;
+        let (new_username, new_sub) = match created {
+            CreateOutcome::Created {
+                username: name,
+                sub,
+            } => (name.unwrap_or(username), sub),
+            CreateOutcome::Exists => return self.replan_existing(step, &username).await,
+        };
+        // The steps after creation, as for a user found half-restored.
+        let fresh = UserRecord {
+            enabled: true,
+            user_status: Some("FORCE_CHANGE_PASSWORD".into()),
+            groups: Some(vec![]),
+            ..user.clone()
+        };
+        let finish = plan_user(user.clone(), Some(&fresh), &self.pool, self.rules);
+        let todo = Step {
+            pool_username: Some(new_username.clone()),
+            ..finish
+        };
+        self.update(&todo).await?;
+        {
+            let mut r = self.report();
+            r.created += 1;
+            r.invited += u64::from(invitation != Invitation::NONE);
+            r.lost_federated_link += u64::from(user.attribute("identities").is_some());
+        }
+        self.map_sub(user, new_sub.as_deref(), Some(&new_username))
+    }
+
+    /// The user exists after all: look it up (ListUsers, no per-user read) and do what the
+    /// plan would have said.
+    async fn replan_existing(&self, step: Step, sign_in: &str) -> Result<()> {
+        let attribute = if self.pool.username_attributes.is_empty() {
+            "username"
+        } else {
+            self.pool
+                .username_attributes
+                .iter()
+                .find(|a| step.user.attribute(a) == Some(sign_in))
+                .map_or("username", String::as_str)
+        };
+        let found = self
+            .cognito
+            .find_users(&self.pool.id, format!("{attribute} = \"{sign_in}\""))
+            .await?;
+        let key = super::key(&step.user, &self.pool);
+        let Some(mut have) = found.into_iter().find(|u| super::key(u, &self.pool) == key) else {
+            return Err(anyhow!(
+                "Cognito says the user exists, but no user with this name is listed (an alias \
+                 of another user?)"
+            ));
+        };
+        if step.user.groups.is_some() {
+            have.groups = Some(
+                self.cognito
+                    .groups_of_user(&self.pool.id, &have.username)
+                    .await?,
+            );
+        }
+        let again = plan_user(step.user, Some(&have), &self.pool, self.rules);
+        Box::pin(self.run_step(again)).await
+    }
+
+    /// Sends the calls a step's `apply` needs, each only if there is something to change.
+    async fn update(&self, step: &Step) -> Result<()> {
+        let d: &UserDiff = &step.apply;
+        if d.is_empty() {
+            return Ok(());
+        }
+        let pool_id = self.pool.id.as_str();
+        let name = step
+            .pool_username
+            .as_deref()
+            .unwrap_or(step.user.username.as_str());
+        if !d.set.is_empty() {
+            self.cognito
+                .update_attributes(pool_id, name, &d.set)
+                .await
+                .context("setting attributes")?;
+        }
+        if !d.delete.is_empty() {
+            self.cognito
+                .delete_attributes(pool_id, name, &d.delete)
+                .await
+                .context("deleting attributes")?;
+        }
+        if d.status.is_some() && wants_permanent_password(&step.user, self.rules.password_mode) {
+            let password = random_password(self.pool.min_password_length);
+            self.cognito
+                .set_password(pool_id, name, &password, true)
+                .await
+                .context("setting a random permanent password")?;
+            self.report().confirmed_with_random_password += 1;
+        }
+        match d.enabled {
+            Some(false) => self
+                .cognito
+                .disable_user(pool_id, name)
+                .await
+                .context("disabling the user")?,
+            Some(true) => self
+                .cognito
+                .enable_user(pool_id, name)
+                .await
+                .context("enabling the user")?,
+            None => {}
+        }
+        for group in &d.add_groups {
+            self.cognito
+                .add_to_group(pool_id, name, group)
+                .await
+                .with_context(|| format!("adding the user to group {group:?}"))?;
+        }
+        for group in &d.remove_groups {
+            self.cognito
+                .remove_from_group(pool_id, name, group)
+                .await
+                .with_context(|| format!("removing the user from group {group:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// How this user is invited, if invitations were asked for: by the chosen medium, where
+    /// the user has the attribute it needs.
+    fn invitation(&self, user: &UserRecord) -> Invitation {
+        let Some(medium) = self.invitations else {
+            return Invitation::NONE;
+        };
+        let email = user.attribute("email").is_some();
+        let sms = user.attribute("phone_number").is_some();
+        match medium {
+            InvitationMedium::Email => Invitation { email, sms: false },
+            InvitationMedium::Sms => Invitation { email: false, sms },
+            InvitationMedium::Both => Invitation { email, sms },
+        }
+    }
+
+    fn map_sub(
+        &self,
+        user: &UserRecord,
+        new_sub: Option<&str>,
+        new_username: Option<&str>,
+    ) -> Result<()> {
+        let line = serde_json::to_string(&SubMapLine {
+            username: &user.username,
+            old_sub: user.sub(),
+            new_sub,
+            new_username: new_username.filter(|n| *n != user.username),
+        })?;
+        writeln!(self.sub_map.lock().expect("sub map lock"), "{line}")
+            .context("writing the sub map")
+    }
+}
+
+/// The username to create: the backup's, or in a pool where people sign in with email or phone,
+/// that attribute's value (Cognito then generates the username).
+pub fn sign_in_name(pool: &PoolInfo, user: &UserRecord) -> Result<String> {
+    if pool.username_attributes.is_empty() {
+        return Ok(user.username.clone());
+    }
+    pool.username_attributes
+        .iter()
+        .find_map(|a| user.attribute(a))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow!(
+                "the pool signs in with {} and the user has none",
+                pool.username_attributes.join(" or ")
+            )
+        })
+}
+
+/// A random password nobody ever sees: upper, lower, digits and symbols, at least 32
+/// characters (more if the pool's policy asks for more).
+pub fn random_password(min_length: usize) -> String {
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
+    const DIGITS: &[u8] = b"23456789";
+    const SYMBOLS: &[u8] = b"!#$%&*+-=?@^_";
+    let all: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS].concat();
+    let mut rng = rand::rng();
+    let len = min_length.clamp(32, 99);
+    let mut chars: Vec<u8> = [UPPER, LOWER, DIGITS, SYMBOLS]
+        .iter()
+        .map(|set| set[rng.random_range(0..set.len())])
+        .collect();
+    while chars.len() < len {
+        chars.push(all[rng.random_range(0..all.len())]);
+    }
+    chars.shuffle(&mut rng);
+    String::from_utf8(chars).expect("ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_passwords_meet_every_policy_class() {
+        for _ in 0..100 {
+            let p = random_password(8);
+            assert_eq!(p.len(), 32);
+            assert!(p.chars().any(|c| c.is_ascii_uppercase()));
+            assert!(p.chars().any(|c| c.is_ascii_lowercase()));
+            assert!(p.chars().any(|c| c.is_ascii_digit()));
+            assert!(p.chars().any(|c| !c.is_ascii_alphanumeric()));
+        }
+        assert_eq!(random_password(64).len(), 64);
+        assert_ne!(random_password(8), random_password(8));
+    }
+}
