@@ -149,18 +149,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let create = create_pool::Options::from_args(&args)?;
             let cap = args.max_rps;
             let cognito = cognito(&|_| cap);
-            cognito
-                .use_provisioned_limits(&[
-                    Category::UserList,
-                    Category::UserCreation,
-                    Category::UserUpdate,
-                    Category::UserAccountRecovery,
-                    Category::UserResourceRead,
-                    Category::UserPoolRead,
-                    Category::UserPoolResourceRead,
-                    Category::UserPoolResourceUpdate,
-                ])
-                .await;
+            // The new pool is made (and bad input refused) before the user restore's limits
+            // are looked up: a handful of calls under the default quotas.
             if let Some(create) = create {
                 // Interrupted, the next run continues in the pool created so far.
                 let created = tokio::select! {
@@ -176,6 +166,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     None => return Ok(ExitCode::SUCCESS),
                 }
             }
+            cognito
+                .use_provisioned_limits(&[
+                    Category::UserList,
+                    Category::UserCreation,
+                    Category::UserUpdate,
+                    Category::UserAccountRecovery,
+                    Category::UserResourceRead,
+                    Category::UserPoolRead,
+                    Category::UserPoolResourceRead,
+                    Category::UserPoolResourceUpdate,
+                ])
+                .await;
             let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {
