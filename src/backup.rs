@@ -80,7 +80,11 @@ async fn write(
     );
     // Fail before any listing if the file cannot be created.
     let mut writer = DataWriter::create(&out, &encoding)?;
-    let config = crate::pool_config::read_live(cognito, pool_id, region).await?;
+    // A snapshot (verify) compares users only; verify reads the configuration itself.
+    let config = match purpose {
+        Purpose::Backup => Some(crate::pool_config::read_live(cognito, pool_id, region).await?),
+        Purpose::Snapshot => None,
+    };
 
     let groups = cognito.list_groups(pool_id).await?;
     let memberships =
@@ -171,17 +175,19 @@ async fn write(
         groups,
     };
     file.commit()?;
-    let config_path = pool_config::config_path(&out, encoding.is_encrypted());
-    let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
-    config.write(&config_path, recipients)?;
-    tracing::info!(
-        clients = config.clients.len(),
-        identity_providers = config.identity_providers.len(),
-        resource_servers = config.resource_servers.len(),
-        unavailable = config.unavailable.len(),
-        "wrote the pool configuration to {}",
-        config_path.display()
-    );
+    if let Some(config) = config {
+        let config_path = pool_config::config_path(&out, encoding.is_encrypted());
+        let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
+        config.write(&config_path, recipients)?;
+        tracing::info!(
+            clients = config.clients.len(),
+            identity_providers = config.identity_providers.len(),
+            resource_servers = config.resource_servers.len(),
+            unavailable = config.unavailable.len(),
+            "wrote the pool configuration to {}",
+            config_path.display()
+        );
+    }
     write_atomic(&manifest_path, &manifest.to_json()?)?;
     Ok(Summary {
         data: out,

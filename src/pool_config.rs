@@ -94,7 +94,7 @@ pub async fn read_live(cognito: &Cognito, pool_id: &str, region: &str) -> Result
     let mut unavailable = Vec::new();
     let mut note = |part: &str, e: CallError| {
         tracing::warn!(
-            pool = pool_id,
+            pool = %pool_id,
             "configuration: {part} could not be read ({}); recorded as unavailable",
             e.code.as_deref().unwrap_or("no error code")
         );
