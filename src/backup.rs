@@ -8,6 +8,7 @@
 
 use crate::backup_file::{
     DataWriter, Encoding, FORMAT_VERSION, GroupRecord, Manifest, Spool, load_recipients,
+    pool_config,
 };
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page};
@@ -80,6 +81,11 @@ async fn write(
     );
     // Fail before any listing if the file cannot be created (for S3: no bucket, no access).
     let mut writer = DataWriter::create(&out, &encoding)?;
+    // A snapshot (verify) compares users only; verify reads the configuration itself.
+    let config = match purpose {
+        Purpose::Backup => Some(crate::pool_config::read_live(cognito, pool_id, region).await?),
+        Purpose::Snapshot => None,
+    };
 
     // The pool's settings and its groups, read at the same time (a missing pool is named by
     // DescribeUserPool's error).
@@ -173,6 +179,19 @@ async fn write(
         groups,
     };
     file.commit()?;
+    if let Some(config) = config {
+        let config_path = pool_config::config_path(&out, encoding.is_encrypted());
+        let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
+        config.write(&config_path, recipients)?;
+        tracing::info!(
+            clients = config.clients.len(),
+            identity_providers = config.identity_providers.len(),
+            resource_servers = config.resource_servers.len(),
+            unavailable = config.unavailable.len(),
+            "wrote the pool configuration to {}",
+            config_path.display()
+        );
+    }
     manifest_path.write_atomic(&manifest.to_json()?)?;
     Ok(Summary {
         data: out,
@@ -351,6 +370,6 @@ impl Memberships {
     }
 }
 
-fn now() -> String {
+pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -66,6 +66,8 @@ pub struct AwsArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// List the user pools in the account and region
     List(ListArgs),
@@ -170,8 +172,30 @@ pub enum InvitationMedium {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// ID of the user pool to restore into
-    #[arg(short, long, value_name = "ID")]
+    #[arg(
+        short,
+        long,
+        value_name = "ID",
+        required_unless_present = "create_pool",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub pool_id: String,
+
+    /// Create a pool with this name from the backup's recorded configuration (settings,
+    /// identity providers, resource servers, app clients with their secrets, domain, MFA),
+    /// then restore into it; prints its id on stdout
+    #[arg(long, value_name = "NAME", conflicts_with = "pool_id")]
+    pub create_pool: Option<String>,
+
+    /// With --create-pool: the domain prefix to give the new pool instead of the recorded one
+    #[arg(long, value_name = "PREFIX")]
+    pub domain_prefix: Option<String>,
+
+    /// With --create-pool: write the old → new app client id map here (default:
+    /// <input>.client-map.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub client_map: Option<PathBuf>,
 
     /// Backup files or S3 objects; several for a sharded backup (--in backup-*.json, or
     /// --in 's3://bucket/path/backup-*.json', expanded by listing the bucket)
@@ -374,6 +398,18 @@ mod tests {
         assert_eq!(a.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!(b.aws.region.as_deref(), Some("eu-west-1"));
         assert_eq!((a.verbose, b.verbose), (1, 1));
+    }
+
+    #[test]
+    fn restore_needs_a_pool_id_or_create_pool_not_both() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["cbr", "restore"], args].concat());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["-p", "x", "--create-pool", "n"]).is_err());
+        let Command::Restore(r) = parse(&["--create-pool", "n"]).unwrap().command else {
+            panic!("restore")
+        };
+        assert_eq!(r.create_pool.as_deref(), Some("n"));
+        assert_eq!(r.pool_id, "");
     }
 
     #[test]

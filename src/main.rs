@@ -8,7 +8,7 @@ use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
 use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
 use cbr::cognito::{Category, Cognito};
 use cbr::location::Location;
-use cbr::{aws, backup, diff, restore, s3, verify};
+use cbr::{aws, backup, create_pool, diff, restore, s3, verify};
 use clap::{CommandFactory, Parser};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -154,10 +154,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions(_) => Ok(ExitCode::SUCCESS),
         Command::Restore(mut args) => {
             args.inputs = data_files(args.inputs)?;
-            let opts = restore::Options::new(&args, &region, !cli.quiet)?;
+            let mut opts = restore::Options::new(&args, &region, !cli.quiet)?;
             let ids = load_identities(&args.identity)?;
+            let create = create_pool::Options::from_args(&args)?;
             let cap = args.max_rps;
             let cognito = cognito(&|_| cap);
+            // The new pool is made (and bad input refused) before the user restore's limits
+            // are looked up: a handful of calls under the default quotas.
+            if let Some(create) = create {
+                // Interrupted, the next run continues in the pool created so far.
+                let created = tokio::select! {
+                    created = create_pool::run(&cognito, &create, &ids) => created?,
+                    _ = interrupted() => {
+                        tracing::error!("interrupted: run the same command again to continue");
+                        return Ok(ExitCode::from(exit::INTERRUPTED));
+                    }
+                };
+                match created {
+                    Some(pool_id) => opts.pool_id = pool_id,
+                    // A dry run before the pool exists: the plan is all there is to show.
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            }
             cognito
                 .use_provisioned_limits(&[
                     Category::UserList,

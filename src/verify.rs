@@ -35,6 +35,9 @@ pub struct VerifyReport {
     pub pool: Option<PoolComparison>,
     /// What could not be checked or compared, and why; never counted as a match.
     pub not_compared: Vec<NotCompared>,
+    /// With a pool and a configuration file beside the first input: how the pool's
+    /// configuration differs from the recorded one (`pool_config::drift`).
+    pub config_drift: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +101,7 @@ impl VerifyReport {
                     && p.groups_missing_from_pool.is_empty()
                     && p.groups_different == 0
             })
+            && self.config_drift.as_ref().is_none_or(Vec::is_empty)
     }
 
     pub fn text(&self) -> String {
@@ -168,6 +172,12 @@ impl VerifyReport {
                     d.group,
                     d.fields.join(", ")
                 ));
+            }
+        }
+        if let Some(drift) = &self.config_drift {
+            s.push_str(&format!("configuration: {} differences\n", drift.len()));
+            for d in drift {
+                s.push_str(&format!("  {d}\n"));
             }
         }
         for n in &self.not_compared {
@@ -251,6 +261,16 @@ pub async fn run(
                 why: "the backup's records were not read (pass --identity)".to_string(),
             });
         }
+        let (drift, not_compared) =
+            crate::pool_config::drift_from_backup(cognito, region, pool_id, &args.inputs[0], &ids)
+                .await?;
+        report.config_drift = drift;
+        report
+            .not_compared
+            .extend(not_compared.into_iter().map(|why| NotCompared {
+                what: "configuration".to_string(),
+                why,
+            }));
     }
     Ok(report)
 }

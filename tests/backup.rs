@@ -81,7 +81,10 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
     let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "", "stdout carries no logs or progress");
-    assert_eq!(files_in(dir.path()), ["backup.json", "backup.meta.json"]);
+    assert_eq!(
+        files_in(dir.path()),
+        ["backup.config.json", "backup.json", "backup.meta.json"]
+    );
 
     let data = dir.path().join("backup.json");
     let records = read_backup(&data);

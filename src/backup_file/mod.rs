@@ -6,6 +6,7 @@
 pub mod encoding;
 pub mod groups_file;
 pub mod manifest;
+pub mod pool_config;
 pub mod reader;
 pub mod record;
 pub mod shard_set;
@@ -16,6 +17,7 @@ pub use encoding::{
 };
 pub use groups_file::{GroupsFile, groups_file_beside, read_groups_files};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
+pub use pool_config::{PoolConfig, Unavailable};
 pub use reader::for_each_record;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
 pub use shard_set::{missing_from_inputs, missing_members, repeated_input};

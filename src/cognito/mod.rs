@@ -4,6 +4,7 @@
 //! backoff, telling the limiter about throttling so the whole process slows down together.
 //! Callers get cbr's own types (`UserRecord`, `GroupRecord`, `PoolInfo`), never SDK types.
 
+mod config;
 mod read;
 mod write;
 
