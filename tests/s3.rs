@@ -81,7 +81,11 @@ async fn backup_to_s3_then_restore_and_verify_from_s3() {
     assert_ok(&out);
     assert_eq!(
         keys(&bkt).await,
-        ["nightly/backup.json", "nightly/backup.meta.json"]
+        [
+            "nightly/backup.config.json",
+            "nightly/backup.json",
+            "nightly/backup.meta.json"
+        ]
     );
     // Nothing of the backup is left on local disk.
     assert!(
@@ -99,7 +103,11 @@ async fn backup_to_s3_then_restore_and_verify_from_s3() {
     assert_eq!(manifest["data_file"], "backup.json");
     let users: Vec<serde_json::Value> = serde_json::from_slice(&data).unwrap();
     assert_eq!(users.len(), 40);
-    for key in ["nightly/backup.json", "nightly/backup.meta.json"] {
+    for key in [
+        "nightly/backup.config.json",
+        "nightly/backup.json",
+        "nightly/backup.meta.json",
+    ] {
         let head = s3()
             .head_object()
             .bucket(&bkt)
@@ -150,8 +158,10 @@ async fn a_shard_set_on_s3_is_found_by_its_pattern() {
     assert_eq!(
         keys(&bkt).await,
         [
+            "set/b-1.config.json",
             "set/b-1.json.gz",
             "set/b-1.meta.json",
+            "set/b-2.config.json",
             "set/b-2.json.gz",
             "set/b-2.meta.json"
         ]
@@ -247,7 +257,11 @@ async fn a_kms_key_encrypts_the_objects() {
         ],
     );
     assert_ok(&out);
-    for k in ["k/backup.json", "k/backup.meta.json"] {
+    for k in [
+        "k/backup.config.json",
+        "k/backup.json",
+        "k/backup.meta.json",
+    ] {
         let head = s3().head_object().bucket(&bkt).key(k).send().await.unwrap();
         assert_eq!(
             head.server_side_encryption().map(|s| s.as_str()),
@@ -475,5 +489,12 @@ async fn service_specific_endpoint_variables_are_honoured() {
         .output()
         .unwrap();
     assert_ok(&out);
-    assert_eq!(keys(&bkt).await, ["e/backup.json", "e/backup.meta.json"]);
+    assert_eq!(
+        keys(&bkt).await,
+        [
+            "e/backup.config.json",
+            "e/backup.json",
+            "e/backup.meta.json"
+        ]
+    );
 }
