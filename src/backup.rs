@@ -11,7 +11,7 @@ use crate::backup_file::{
     pool_config,
 };
 use crate::cli::BackupArgs;
-use crate::cognito::{Cognito, Page};
+use crate::cognito::{Cognito, Page, PoolInfo};
 use crate::location::Location;
 use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
 use crate::progress::Progress;
@@ -81,18 +81,81 @@ async fn write(
     );
     // Fail before any listing if the file cannot be created (for S3: no bucket, no access).
     let mut writer = DataWriter::create(&out, &encoding)?;
-    // A snapshot (verify) compares users only; verify reads the configuration itself.
-    let config = match purpose {
-        Purpose::Backup => Some(crate::pool_config::read_live(cognito, pool_id, region).await?),
-        Purpose::Snapshot => None,
+    // The users are listed while the configuration is read (a snapshot, for verify, compares
+    // users only; verify reads the configuration itself).
+    let config_read = async {
+        match purpose {
+            Purpose::Backup => crate::pool_config::read_live(cognito, pool_id, region)
+                .await
+                .map(Some),
+            Purpose::Snapshot => Ok(None),
+        }
     };
+    let (listed, config) = tokio::join!(
+        list_users(cognito, args, purpose, &out, &dir, &mut writer),
+        config_read
+    );
+    let (pool, groups) = listed?;
+    let config = config?;
 
+    let (file, written) = writer.finish()?;
+    let manifest_path = shard::manifest_path(&out);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        cbr_version: env!("CARGO_PKG_VERSION").to_string(),
+        pool_id: pool_id.to_string(),
+        pool_name: pool.name.clone(),
+        region: region.to_string(),
+        username_attributes: pool.username_attributes.clone(),
+        shard: args.shard.map(|s| s.to_string()),
+        user_count: written.count,
+        started_at,
+        finished_at: now(),
+        data_file: out.file_name(),
+        sha256: written.sha256,
+        compression,
+        encryption,
+        groups,
+    };
+    file.commit()?;
+    if let Some(config) = config {
+        let config_path = pool_config::config_path(&out, encoding.is_encrypted());
+        let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
+        config.write(&config_path, recipients)?;
+        tracing::info!(
+            clients = config.clients.len(),
+            identity_providers = config.identity_providers.len(),
+            resource_servers = config.resource_servers.len(),
+            unavailable = config.unavailable.len(),
+            "wrote the pool configuration to {}",
+            config_path.display()
+        );
+    }
+    manifest_path.write_atomic(&manifest.to_json()?)?;
+    Ok(Summary {
+        data: out,
+        manifest: manifest_path,
+        users: written.count,
+    })
+}
+
+/// Lists the pool's users (with their groups) into the data file, in prefix order; returns
+/// what the manifest records of the pool.
+async fn list_users(
+    cognito: &Cognito,
+    args: &BackupArgs,
+    purpose: Purpose,
+    out: &Location,
+    dir: &Path,
+    writer: &mut DataWriter,
+) -> Result<(PoolInfo, Vec<GroupRecord>)> {
+    let pool_id = args.pool_id.as_str();
     // The pool's settings and its groups, read at the same time (a missing pool is named by
     // DescribeUserPool's error).
     let (pool, groups) = tokio::join!(cognito.describe_pool(pool_id), cognito.list_groups(pool_id));
     let (pool, groups) = (pool?, groups?);
     let memberships =
-        Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard, &dir).await?);
+        Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard, dir).await?);
 
     let base = args
         .shard
@@ -141,7 +204,7 @@ async fn write(
             cognito: cognito.clone(),
             pool_id: pool_id.to_string(),
             prefix,
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             memberships: memberships.clone(),
             progress: progress.clone(),
         };
@@ -159,45 +222,7 @@ async fn write(
     }
     progress.finish();
 
-    let (file, written) = writer.finish()?;
-    let manifest_path = shard::manifest_path(&out);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        cbr_version: env!("CARGO_PKG_VERSION").to_string(),
-        pool_id: pool_id.to_string(),
-        pool_name: pool.name.clone(),
-        region: region.to_string(),
-        username_attributes: pool.username_attributes.clone(),
-        shard: args.shard.map(|s| s.to_string()),
-        user_count: written.count,
-        started_at,
-        finished_at: now(),
-        data_file: out.file_name(),
-        sha256: written.sha256,
-        compression,
-        encryption,
-        groups,
-    };
-    file.commit()?;
-    if let Some(config) = config {
-        let config_path = pool_config::config_path(&out, encoding.is_encrypted());
-        let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
-        config.write(&config_path, recipients)?;
-        tracing::info!(
-            clients = config.clients.len(),
-            identity_providers = config.identity_providers.len(),
-            resource_servers = config.resource_servers.len(),
-            unavailable = config.unavailable.len(),
-            "wrote the pool configuration to {}",
-            config_path.display()
-        );
-    }
-    manifest_path.write_atomic(&manifest.to_json()?)?;
-    Ok(Summary {
-        data: out,
-        manifest: manifest_path,
-        users: written.count,
-    })
+    Ok((pool, groups))
 }
 
 /// A fresh backup of a whole pool in a private directory: how restore, diff and verify read a
