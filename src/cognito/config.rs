@@ -280,55 +280,46 @@ impl Cognito {
         };
         let cat = Category::UserPoolResourceRead;
         let client = &self.client;
+        // Read at the same time: each may take a few attempts on an endpoint without it.
+        let (a, b, c, d) = tokio::join!(
+            few.json(cat, "GetUICustomization", |c| {
+                client
+                    .get_ui_customization()
+                    .user_pool_id(pool_id)
+                    .customize()
+                    .interceptor(c)
+                    .send()
+            }),
+            few.json(cat, "DescribeRiskConfiguration", |c| {
+                client
+                    .describe_risk_configuration()
+                    .user_pool_id(pool_id)
+                    .customize()
+                    .interceptor(c)
+                    .send()
+            }),
+            few.json(cat, "GetLogDeliveryConfiguration", |c| {
+                client
+                    .get_log_delivery_configuration()
+                    .user_pool_id(pool_id)
+                    .customize()
+                    .interceptor(c)
+                    .send()
+            }),
+            few.json(cat, "ListTerms", |c| {
+                client
+                    .list_terms()
+                    .user_pool_id(pool_id)
+                    .customize()
+                    .interceptor(c)
+                    .send()
+            }),
+        );
         vec![
-            (
-                "GetUICustomization",
-                few.json(cat, "GetUICustomization", |c| {
-                    client
-                        .get_ui_customization()
-                        .user_pool_id(pool_id)
-                        .customize()
-                        .interceptor(c)
-                        .send()
-                })
-                .await,
-            ),
-            (
-                "DescribeRiskConfiguration",
-                few.json(cat, "DescribeRiskConfiguration", |c| {
-                    client
-                        .describe_risk_configuration()
-                        .user_pool_id(pool_id)
-                        .customize()
-                        .interceptor(c)
-                        .send()
-                })
-                .await,
-            ),
-            (
-                "GetLogDeliveryConfiguration",
-                few.json(cat, "GetLogDeliveryConfiguration", |c| {
-                    client
-                        .get_log_delivery_configuration()
-                        .user_pool_id(pool_id)
-                        .customize()
-                        .interceptor(c)
-                        .send()
-                })
-                .await,
-            ),
-            (
-                "ListTerms",
-                few.json(cat, "ListTerms", |c| {
-                    client
-                        .list_terms()
-                        .user_pool_id(pool_id)
-                        .customize()
-                        .interceptor(c)
-                        .send()
-                })
-                .await,
-            ),
+            ("GetUICustomization", a),
+            ("DescribeRiskConfiguration", b),
+            ("GetLogDeliveryConfiguration", c),
+            ("ListTerms", d),
         ]
     }
 
