@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
 /// At least this many prefix queries for a backup; more only where a shard's cover has more.
@@ -150,6 +150,36 @@ async fn list_users(
     writer: &mut DataWriter,
 ) -> Result<(PoolInfo, Vec<GroupRecord>)> {
     let pool_id = args.pool_id.as_str();
+    let base = args
+        .shard
+        .map_or_else(|| vec![String::new()], |s| s.prefixes());
+    let prefixes = shard::refine(&base, MIN_PREFIXES);
+
+    // Every prefix gets a task; a semaphore keeps `concurrency` of them listing at once. Each
+    // task hands its spool over through its own channel, so they are appended in prefix order.
+    // The tasks start listing at once; they keep their first page until the pool's groups
+    // are read (`ready`), so reading them costs no time of its own.
+    let (ready_tx, ready_rx) = watch::channel::<Option<Ready>>(None);
+    let permits = Arc::new(Semaphore::new(args.concurrency as usize));
+    let mut tasks = JoinSet::new();
+    let mut results = Vec::with_capacity(prefixes.len());
+    for prefix in &prefixes {
+        let (tx, rx) = oneshot::channel();
+        results.push((prefix.clone(), rx));
+        let job = PrefixJob {
+            cognito: cognito.clone(),
+            pool_id: pool_id.to_string(),
+            prefix: prefix.clone(),
+            dir: dir.to_path_buf(),
+            ready: ready_rx.clone(),
+        };
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let _ = tx.send(job.run().await);
+        });
+    }
+
     // The pool's settings and its groups, read at the same time (a missing pool is named by
     // DescribeUserPool's error).
     let (pool, groups) = tokio::join!(cognito.describe_pool(pool_id), cognito.list_groups(pool_id));
@@ -157,10 +187,6 @@ async fn list_users(
     let memberships =
         Arc::new(Memberships::load(cognito, pool_id, &groups, args.shard, dir).await?);
 
-    let base = args
-        .shard
-        .map_or_else(|| vec![String::new()], |s| s.prefixes());
-    let prefixes = shard::refine(&base, MIN_PREFIXES);
     let fraction = args.shard.map_or(1.0, |s| s.fraction());
     let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
     // Plain values in the log fields; an unsharded backup has no `shard` field.
@@ -192,28 +218,7 @@ async fn list_users(
         !args.no_progress,
     ));
 
-    // Every prefix gets a task; a semaphore keeps `concurrency` of them listing at once. Each
-    // task hands its spool over through its own channel, so they are appended in prefix order.
-    let permits = Arc::new(Semaphore::new(args.concurrency as usize));
-    let mut tasks = JoinSet::new();
-    let mut results = Vec::with_capacity(prefixes.len());
-    for prefix in prefixes {
-        let (tx, rx) = oneshot::channel();
-        results.push((prefix.clone(), rx));
-        let job = PrefixJob {
-            cognito: cognito.clone(),
-            pool_id: pool_id.to_string(),
-            prefix,
-            dir: dir.to_path_buf(),
-            memberships: memberships.clone(),
-            progress: progress.clone(),
-        };
-        let permits = permits.clone();
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let _ = tx.send(job.run().await);
-        });
-    }
+    let _ = ready_tx.send(Some((memberships, progress.clone())));
     for (prefix, rx) in results {
         let mut spool = rx
             .await
@@ -265,12 +270,15 @@ struct PrefixJob {
     pool_id: String,
     prefix: String,
     dir: PathBuf,
-    memberships: Arc<Memberships>,
-    progress: Arc<Progress>,
+    ready: watch::Receiver<Option<Ready>>,
 }
 
+/// What a prefix job needs before it keeps a page: the memberships that fill each record's
+/// `Groups`, and the progress counter.
+type Ready = (Arc<Memberships>, Arc<Progress>);
+
 impl PrefixJob {
-    async fn run(self) -> Result<Spool> {
+    async fn run(mut self) -> Result<Spool> {
         let mut spool = Spool::new(&self.dir)?;
         let mut token: Option<String> = None;
         let mut restarts = 0;
@@ -285,11 +293,18 @@ impl PrefixJob {
                         self.pool_id, self.prefix
                     )
                 })?;
+            let (memberships, progress) = self
+                .ready
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| anyhow!("the pool's groups could not be read"))?
+                .clone()
+                .expect("ready");
             match page {
                 Page::Users { users, next } => {
-                    self.progress.add(users.len() as u64);
+                    progress.add(users.len() as u64);
                     for mut user in users {
-                        user.groups = self.memberships.groups_of(&user.username)?;
+                        user.groups = memberships.groups_of(&user.username)?;
                         spool.push(&user)?;
                     }
                     token = next;
@@ -315,7 +330,7 @@ impl PrefixJob {
                         prefix = self.prefix,
                         "page token expired; listing this prefix again from its start"
                     );
-                    self.progress.sub(spool.count());
+                    progress.sub(spool.count());
                     spool.clear()?;
                     token = None;
                 }
