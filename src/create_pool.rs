@@ -62,11 +62,7 @@ impl Options {
 /// `backup.json` → `backup.client-map.jsonl`, beside the (first) input, like the sub map.
 /// An S3 input's map goes to the current directory.
 fn default_client_map(input: &Location) -> PathBuf {
-    let name = shard::manifest_path(input).file_name();
-    let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
-    input
-        .local_path()
-        .with_file_name(format!("{stem}.client-map.jsonl"))
+    shard::companion_path(input, ".client-map.jsonl").local_path()
 }
 
 /// Creates (or, on a rerun, completes) the pool and returns its id, to restore the users into.

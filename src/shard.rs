@@ -164,8 +164,14 @@ pub fn unshard_path(path: &Location, index: u32) -> Option<Location> {
 /// The manifest beside a data file: `backup.json` → `backup.meta.json`,
 /// `backup-2.json.gz` → `backup-2.meta.json`.
 pub fn manifest_path(data: &Location) -> Location {
+    companion_path(data, ".meta.json")
+}
+
+/// A file that belongs to a data file, named by its stem and `suffix`:
+/// `backup-2.json.gz` with `.sub-map.jsonl` → `backup-2.sub-map.jsonl`.
+pub fn companion_path(data: &Location, suffix: &str) -> Location {
     let (stem, _) = split_extension(data);
-    data.with_file_name(&format!("{stem}.meta.json"))
+    data.with_file_name(&format!("{stem}{suffix}"))
 }
 
 /// Splits a file name into stem and extension, keeping `.json.gz`, `.json.age` and

@@ -60,15 +60,12 @@ pub struct Unavailable {
 /// The configuration file's name for a data file: `backup.json` → `backup.config.json`
 /// (`backup.config.json.age` when encrypted), `backup-2.json` → `backup-2.config.json`.
 pub fn config_path(data: &Location, encrypted: bool) -> Location {
-    let manifest = shard::manifest_path(data);
-    let name = manifest.file_name();
-    let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
-    let ext = if encrypted {
+    let suffix = if encrypted {
         ".config.json.age"
     } else {
         ".config.json"
     };
-    manifest.with_file_name(&format!("{stem}{ext}"))
+    shard::companion_path(data, suffix)
 }
 
 /// The configuration file beside a data file, if there is one.

@@ -4,7 +4,7 @@
 //! client, or a retry whose first answer was lost) is looked up and planned again, never
 //! assumed to be the backup's user.
 
-use super::plan::{Action, Rules, Step, plan_user, wants_permanent_password};
+use super::plan::{Action, Rules, Step, lookup_filter, plan_user, wants_permanent_password};
 use super::report::{Difference, Failure, Report};
 use crate::backup_file::UserRecord;
 use crate::cli::InvitationMedium;
@@ -117,7 +117,7 @@ impl Worker {
                 username: name,
                 sub,
             } => (name.unwrap_or(username), sub),
-            CreateOutcome::Exists => return self.replan_existing(step, &username).await,
+            CreateOutcome::Exists => return self.replan_existing(step).await,
         };
         // The steps after creation, as for a user found half-restored.
         let fresh = UserRecord {
@@ -143,20 +143,10 @@ impl Worker {
 
     /// The user exists after all: look it up (ListUsers, no per-user read) and do what the
     /// plan would have said.
-    async fn replan_existing(&self, step: Step, sign_in: &str) -> Result<()> {
-        let attribute = if self.pool.username_attributes.is_empty() {
-            "username"
-        } else {
-            self.pool
-                .username_attributes
-                .iter()
-                .find(|a| step.user.attribute(a) == Some(sign_in))
-                .map_or("username", String::as_str)
-        };
-        let found = self
-            .cognito
-            .find_users(&self.pool.id, format!("{attribute} = \"{sign_in}\""))
-            .await?;
+    async fn replan_existing(&self, step: Step) -> Result<()> {
+        let filter = lookup_filter(&step.user, &self.pool)
+            .ok_or_else(|| anyhow!("the user exists, and its name cannot be looked up"))?;
+        let found = self.cognito.find_users(&self.pool.id, filter).await?;
         let key = super::key(&step.user, &self.pool);
         let Some(mut have) = found.into_iter().find(|u| super::key(u, &self.pool) == key) else {
             return Err(anyhow!(

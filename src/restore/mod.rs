@@ -515,11 +515,7 @@ fn write_report(opts: &Options, report: &Report) -> Result<()> {
 /// `backup.json` → `backup.sub-map.jsonl`, beside the (first) input.
 /// An S3 input's map goes to the current directory.
 fn default_sub_map(input: &Location) -> PathBuf {
-    let name = shard::manifest_path(input).file_name();
-    let stem = name.strip_suffix(".meta.json").unwrap_or(&name);
-    input
-        .local_path()
-        .with_file_name(format!("{stem}.sub-map.jsonl"))
+    shard::companion_path(input, ".sub-map.jsonl").local_path()
 }
 
 #[cfg(test)]

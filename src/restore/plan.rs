@@ -331,7 +331,7 @@ pub async fn read_target(
 }
 
 /// The ListUsers filter that finds this user in the target, if one can be written.
-fn lookup_filter(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
+pub fn lookup_filter(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
     let (attribute, value) = if pool.username_attributes.is_empty() {
         ("username", user.username.as_str())
     } else {
