@@ -171,7 +171,7 @@ async fn list_users(
             pool_id: pool_id.to_string(),
             prefix: prefix.clone(),
             dir: dir.to_path_buf(),
-            ready: ready_rx.clone(),
+            ready: Some(ready_rx.clone()),
         };
         let permits = permits.clone();
         tasks.spawn(async move {
@@ -264,13 +264,76 @@ pub async fn read_pool(
     })
 }
 
+/// Prefix queries at once when restore reads its target: enough to keep ListUsers near its
+/// quota while the groups' members are listed too, few enough that the first prefixes are
+/// complete early (restore decides a prefix's users as soon as it is listed).
+const RESTORE_PREFIXES_AT_ONCE: usize = 4;
+
+/// What restore's reading of its target hands over, each part as soon as it is read.
+pub enum Listed {
+    /// The pool's groups, first.
+    Groups(Vec<GroupRecord>),
+    /// The users of the `i`th prefix, without their groups.
+    Prefix(usize, Spool),
+    /// Every group's members, once all are listed.
+    Memberships(Arc<Memberships>),
+}
+
+/// Reads a whole pool for restore: its groups, then the users of each prefix and the groups'
+/// members at the same time, handing each to `each` the moment it is complete (prefixes in the
+/// order they finish). The same calls as a backup's listing, none per user.
+pub async fn list_pool(
+    cognito: &Cognito,
+    pool_id: &str,
+    prefixes: &[String],
+    dir: &Path,
+    mut each: impl FnMut(Listed) -> Result<()>,
+) -> Result<()> {
+    let permits = Arc::new(Semaphore::new(RESTORE_PREFIXES_AT_ONCE));
+    let mut jobs = JoinSet::new();
+    for (i, prefix) in prefixes.iter().enumerate() {
+        let job = PrefixJob {
+            cognito: cognito.clone(),
+            pool_id: pool_id.to_string(),
+            prefix: prefix.clone(),
+            dir: dir.to_path_buf(),
+            ready: None,
+        };
+        let permits = permits.clone();
+        jobs.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, job.run().await)
+        });
+    }
+    let groups = cognito.list_groups(pool_id).await?;
+    let memberships = Memberships::load(cognito, pool_id, &groups, None, dir);
+    each(Listed::Groups(groups.clone()))?;
+    tokio::pin!(memberships);
+    let mut members_listed = false;
+    while !members_listed || !jobs.is_empty() {
+        tokio::select! {
+            listed = &mut memberships, if !members_listed => {
+                members_listed = true;
+                each(Listed::Memberships(Arc::new(listed?)))?;
+            }
+            Some(job) = jobs.join_next(), if !jobs.is_empty() => {
+                let (i, spool) = job.context("a prefix listing stopped unexpectedly")?;
+                each(Listed::Prefix(i, spool?))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Lists the users of one prefix into a spool.
 struct PrefixJob {
     cognito: Cognito,
     pool_id: String,
     prefix: String,
     dir: PathBuf,
-    ready: watch::Receiver<Option<Ready>>,
+    /// For a backup: the memberships and progress each page waits for. Without it, users are
+    /// spooled as listed, without their groups.
+    ready: Option<watch::Receiver<Option<Ready>>>,
 }
 
 /// What a prefix job needs before it keeps a page: the memberships that fill each record's
@@ -293,18 +356,26 @@ impl PrefixJob {
                         self.pool_id, self.prefix
                     )
                 })?;
-            let (memberships, progress) = self
-                .ready
-                .wait_for(Option::is_some)
-                .await
-                .map_err(|_| anyhow!("the pool's groups could not be read"))?
-                .clone()
-                .expect("ready");
+            let ready = match &mut self.ready {
+                Some(ready) => Some(
+                    ready
+                        .wait_for(Option::is_some)
+                        .await
+                        .map_err(|_| anyhow!("the pool's groups could not be read"))?
+                        .clone()
+                        .expect("ready"),
+                ),
+                None => None,
+            };
             match page {
                 Page::Users { users, next } => {
-                    progress.add(users.len() as u64);
+                    if let Some((_, progress)) = &ready {
+                        progress.add(users.len() as u64);
+                    }
                     for mut user in users {
-                        user.groups = memberships.groups_of(&user.username)?;
+                        if let Some((memberships, _)) = &ready {
+                            user.groups = memberships.groups_of(&user.username)?;
+                        }
                         spool.push(&user)?;
                     }
                     token = next;
@@ -330,7 +401,9 @@ impl PrefixJob {
                         prefix = self.prefix,
                         "page token expired; listing this prefix again from its start"
                     );
-                    progress.sub(spool.count());
+                    if let Some((_, progress)) = &ready {
+                        progress.sub(spool.count());
+                    }
                     spool.clear()?;
                     token = None;
                 }
@@ -397,7 +470,8 @@ impl Memberships {
         })
     }
 
-    fn groups_of(&self, username: &str) -> Result<Option<Vec<String>>> {
+    /// The groups of a user of the pool, by username; `None` when the pool has no groups.
+    pub fn groups_of(&self, username: &str) -> Result<Option<Vec<String>>> {
         let Some(index) = &self.index else {
             return Ok(None);
         };

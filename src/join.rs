@@ -5,6 +5,8 @@
 
 use crate::backup_file::UserRecord;
 use anyhow::{Context, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -16,15 +18,17 @@ const USERS_PER_PARTITION: u64 = 50_000;
 /// At most this many partitions (two open files each).
 const MAX_PARTITIONS: u64 = 256;
 
-/// Two sides being collected; [`Join::run`] pairs them up.
-pub struct Join {
+/// Two sides being collected; [`Join::run`] pairs them up. The left side holds users; the
+/// right side users, or whatever a caller keeps with them (`R`).
+pub struct Join<R = UserRecord> {
     left: Vec<BufWriter<File>>,
     right: Vec<BufWriter<File>>,
+    _right: std::marker::PhantomData<R>,
 }
 
-impl Join {
+impl<R: Serialize + DeserializeOwned> Join<R> {
     /// `expected` is about the larger side's number of users; it sets the partition count.
-    pub fn new(dir: &Path, expected: u64) -> Result<Join> {
+    pub fn new(dir: &Path, expected: u64) -> Result<Join<R>> {
         let n = expected
             .div_ceil(USERS_PER_PARTITION)
             .clamp(1, MAX_PARTITIONS);
@@ -40,6 +44,7 @@ impl Join {
         Ok(Join {
             left: files()?,
             right: files()?,
+            _right: std::marker::PhantomData,
         })
     }
 
@@ -47,7 +52,7 @@ impl Join {
         push(&mut self.left, key, user)
     }
 
-    pub fn push_right(&mut self, key: &str, user: &UserRecord) -> Result<()> {
+    pub fn push_right(&mut self, key: &str, user: &R) -> Result<()> {
         push(&mut self.right, key, user)
     }
 
@@ -56,10 +61,10 @@ impl Join {
     /// matched. A key that appears twice on the right keeps the last.
     pub fn run(
         self,
-        mut each: impl FnMut(Option<UserRecord>, Option<UserRecord>) -> Result<()>,
+        mut each: impl FnMut(Option<UserRecord>, Option<R>) -> Result<()>,
     ) -> Result<()> {
         for (left, right) in self.left.into_iter().zip(self.right) {
-            let mut theirs: HashMap<String, UserRecord> = HashMap::new();
+            let mut theirs: HashMap<String, R> = HashMap::new();
             read(right, |key, user| {
                 theirs.insert(key, user);
                 Ok(())
@@ -68,7 +73,7 @@ impl Join {
                 let other = theirs.remove(&key);
                 each(Some(user), other)
             })?;
-            let mut rest: Vec<(String, UserRecord)> = theirs.into_iter().collect();
+            let mut rest: Vec<(String, R)> = theirs.into_iter().collect();
             rest.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, user) in rest {
                 each(None, Some(user))?;
@@ -78,7 +83,7 @@ impl Join {
     }
 }
 
-fn push(files: &mut [BufWriter<File>], key: &str, user: &UserRecord) -> Result<()> {
+fn push<T: Serialize>(files: &mut [BufWriter<File>], key: &str, user: &T) -> Result<()> {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
     let n = files.len() as u64;
@@ -88,14 +93,14 @@ fn push(files: &mut [BufWriter<File>], key: &str, user: &UserRecord) -> Result<(
     Ok(())
 }
 
-fn read(
+fn read<T: DeserializeOwned>(
     file: BufWriter<File>,
-    mut each: impl FnMut(String, UserRecord) -> Result<()>,
+    mut each: impl FnMut(String, T) -> Result<()>,
 ) -> Result<()> {
     let mut file = file.into_inner().map_err(|e| e.into_error())?;
     file.seek(SeekFrom::Start(0))?;
     for line in BufReader::new(file).lines() {
-        let (key, user): (String, UserRecord) = serde_json::from_str(&line?)?;
+        let (key, user): (String, T) = serde_json::from_str(&line?)?;
         each(key, user)?;
     }
     Ok(())
@@ -113,7 +118,7 @@ mod tests {
     fn pairs_every_key_once_across_many_partitions() {
         let dir = tempfile::tempdir().unwrap();
         // 200,000 expected users: four partitions.
-        let mut join = Join::new(dir.path(), 200_000).unwrap();
+        let mut join: Join = Join::new(dir.path(), 200_000).unwrap();
         assert_eq!(join.left.len(), 4);
         for i in 0..1000 {
             join.push_left(&format!("k{i}"), &user(&format!("l{i}")))

@@ -176,18 +176,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     None => return Ok(ExitCode::SUCCESS),
                 }
             }
-            cognito
-                .use_provisioned_limits(&[
+            // The categories restore uses, those it needs first first.
+            raise_to_provisioned_limits(
+                &cognito,
+                &[
                     Category::UserList,
-                    Category::UserCreation,
                     Category::UserUpdate,
+                    Category::UserCreation,
+                    Category::UserPoolRead,
                     Category::UserAccountRecovery,
                     Category::UserResourceRead,
-                    Category::UserPoolRead,
                     Category::UserPoolResourceRead,
                     Category::UserPoolResourceUpdate,
-                ])
-                .await;
+                ],
+            );
             let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
             report.print();
             Ok(if report.interrupted {

@@ -166,9 +166,16 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     assert_eq!(actions.len(), 10, "no other user is in the plan: {plan}");
     assert_eq!(plan["summary"]["unchanged"], 30);
 
-    // With --update-existing, through a layer that records every request.
+    // With --update-existing, through a layer that records every request. The groups'
+    // members come slowly, so writes start before they are known: user00001's attributes are
+    // set at once and its membership removed afterwards, counted as one updated user.
     let log = tempfile::NamedTempFile::new().unwrap();
-    let layer = layer(&["--record", log.path().to_str().unwrap()]);
+    let layer = layer(&[
+        "--record",
+        log.path().to_str().unwrap(),
+        "--op-latency",
+        "ListUsersInGroup=1500",
+    ]);
     let out = cbr(
         &layer.url,
         dir.path(),
@@ -219,6 +226,31 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
 
     let records = recorded(log.path());
     assert!(recorded_ops(&records, "AdminGetUser").is_empty());
+    let at = |r: &Value| r["at"].as_f64().unwrap();
+    let members_known = records
+        .iter()
+        .filter(|r| r["op"] == "ListUsersInGroup")
+        .map(|r| at(r) + 1.5)
+        .fold(0.0, f64::max);
+    let first_write = records
+        .iter()
+        .filter(|r| WRITES.contains(&r["op"].as_str().unwrap()) && r["op"] != "CreateGroup")
+        .map(at)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first_write < members_known,
+        "writes start while the groups' members are still being listed"
+    );
+    let user1: Vec<&str> = records
+        .iter()
+        .filter(|r| r["body"]["Username"] == "user00001" && r["op"] != "ListUsers")
+        .map(|r| r["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        user1,
+        ["AdminUpdateUserAttributes", "AdminRemoveUserFromGroup"]
+    );
+    assert_eq!(report["updated"]["groups"], 2, "{report}");
     // Cognito would have sent no message to anyone.
     assert_eq!(layer_stats(&layer)["messages"], serde_json::json!([]));
     // Exactly the calls the changes need: one per changed thing, none for unchanged users.
@@ -452,5 +484,98 @@ async fn diff_names_what_changed_between_backups_and_against_the_pool() {
         assert_eq!(fields.len(), 9, "{fields:?}");
         assert_eq!(d["same"], 10);
         assert!(!stdout(out).contains("attacker@example.org"), "no values");
+    }
+}
+
+/// In a pool where people sign in with their email, a changed email does not make the user
+/// someone else: restore finds the person by `sub` and sets the email back, creating nobody
+/// (a match by email alone would create a second account for the same person). Both when it
+/// lists the pool and when it looks one user up.
+#[tokio::test]
+async fn a_changed_sign_in_email_is_put_back_on_the_same_person() {
+    let c = client(moto()).await;
+    let spec = PoolSpec {
+        sign_in_with_email: true,
+        ..Default::default()
+    };
+    let pool = create_pool(&c, &unique("email-live"), spec).await;
+    let seeds: Vec<Seed> = (0..100)
+        .map(|i| {
+            let email = format!("person{i:03}@example.org");
+            let mut s = Seed::new("x");
+            s.username = email.clone();
+            s.attributes = vec![
+                ("email".into(), email),
+                ("email_verified".into(), "true".into()),
+            ];
+            s
+        })
+        .collect();
+    seed(&c, &pool, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let username_of = |email: &str| {
+        read_backup(&dir.path().join("backup.json"))
+            .into_iter()
+            .find(|r| {
+                r["Attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["Value"] == email)
+            })
+            .unwrap()["Username"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let victim = username_of("person007@example.org");
+    let email_of = |snap: &[Snapshot]| {
+        snap.iter()
+            .find(|s| s.username == victim)
+            .unwrap()
+            .attributes
+            .iter()
+            .find(|a| a.0 == "email")
+            .unwrap()
+            .1
+            .clone()
+    };
+
+    for selective in [false, true] {
+        c.admin_update_user_attributes()
+            .user_pool_id(&pool)
+            .username(&victim)
+            .user_attributes(attr("email", "changed@example.org"))
+            .send()
+            .await
+            .unwrap();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let layer = layer(&["--record", log.path().to_str().unwrap()]);
+        let mut args = vec!["restore", "-p", &pool, "--update-existing"];
+        if selective {
+            args.extend(["--user", &victim]);
+        }
+        assert_ok(&cbr(&layer.url, dir.path(), &args));
+        let records = recorded(log.path());
+        assert_eq!(
+            writes(&records),
+            counts(&[("AdminUpdateUserAttributes", 1)]),
+            "selective: {selective}"
+        );
+        let update = recorded_ops(&records, "AdminUpdateUserAttributes")[0];
+        assert_eq!(update["Username"], victim.as_str());
+        if selective {
+            let lookups = recorded_ops(&records, "ListUsers");
+            assert_eq!(lookups.len(), 1, "found by sub at once: {lookups:?}");
+            assert!(
+                lookups[0]["Filter"].as_str().unwrap().starts_with("sub = "),
+                "{lookups:?}"
+            );
+        }
+        let after = snapshot(&c, &pool).await;
+        assert_eq!(after.len(), 100, "nobody was created");
+        assert_eq!(email_of(&after), "person007@example.org");
+        assert_eq!(layer_stats(&layer)["messages"], serde_json::json!([]));
     }
 }

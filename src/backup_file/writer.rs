@@ -204,6 +204,25 @@ impl Spool {
         self.count
     }
 
+    /// Reads the spool's records back, in the order they were pushed.
+    pub fn for_each_record(mut self, mut each: impl FnMut(UserRecord) -> Result<()>) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.out.flush()?;
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut records = io::BufReader::new(file);
+        // Records are written `,\n  {…}`: without the first comma, they are an array's items.
+        records.read_exact(&mut [0u8; 1])?;
+        let array = io::Cursor::new(b"[")
+            .chain(records)
+            .chain(io::Cursor::new(b"]"));
+        super::reader::read_records(array, &mut |_, user| each(user))
+            .context("reading a spool back")?;
+        Ok(())
+    }
+
     /// Forgets everything written, to list the prefix again from its start.
     pub fn clear(&mut self) -> Result<()> {
         self.out.flush()?;
@@ -268,6 +287,24 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         // Only the data file is left: spools are unnamed, the temporary name is gone.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_spool_reads_back_what_was_pushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path()).unwrap();
+        for name in ["zed", "amy", "kim"] {
+            s.push(&user(name)).unwrap();
+        }
+        let mut read = vec![];
+        s.for_each_record(|u| {
+            read.push(u);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, [user("zed"), user("amy"), user("kim")]);
+        let empty = Spool::new(dir.path()).unwrap();
+        empty.for_each_record(|_| panic!("no record")).unwrap();
     }
 
     #[test]

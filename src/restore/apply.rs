@@ -45,13 +45,14 @@ impl Worker {
     /// Carries out one step; every outcome, failures included, ends in the report.
     pub async fn run(&self, step: Step) {
         let username = step.user.username.clone();
+        let new_user = !step.continues;
         if let Err(e) = self.run_step(step).await {
             self.report().failed.push(Failure {
                 username,
                 reason: format!("{e:#}"),
             });
         }
-        self.progress.add(1);
+        self.progress.add(u64::from(new_user));
     }
 
     fn report(&self) -> std::sync::MutexGuard<'_, Report> {
@@ -69,6 +70,15 @@ impl Worker {
                 Ok(())
             }
             Action::Create => self.create(step).await,
+            Action::Update if step.continues => {
+                // The rest of a user an earlier step updated and counted.
+                self.update(&step).await?;
+                let mut r = self.report();
+                for field in step.apply.fields() {
+                    *r.updated.entry(field).or_default() += 1;
+                }
+                Ok(())
+            }
             Action::Unchanged | Action::Differs | Action::Update => {
                 self.update(&step).await?;
                 let mut r = self.report();

@@ -25,12 +25,14 @@ use crate::progress::Progress;
 use crate::selection::Selection;
 use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
-use plan::{Action, Rules, Step};
+use plan::{Action, PlanFile, Rules, Step, Steps};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 /// Lambda triggers that run when a user is created with AdminCreateUser, or when Cognito
 /// sends an invitation.
@@ -113,23 +115,6 @@ pub fn key(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
     })
 }
 
-/// What is known before the first write: the plan, and what the report starts from.
-enum Prepared {
-    /// A dry run, finished.
-    Done(Box<Report>),
-    Ready(Box<Ready>),
-}
-
-struct Ready {
-    pool: PoolInfo,
-    plan_file: std::fs::File,
-    report: Report,
-    missing_groups: Vec<GroupRecord>,
-    native_users: u64,
-    /// Holds the plan's files until the restore ends.
-    _dir: tempfile::TempDir,
-}
-
 pub async fn run(
     cognito: &Cognito,
     opts: &Options,
@@ -137,39 +122,187 @@ pub async fn run(
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<Report> {
     tokio::pin!(interrupted);
-    let prepared = tokio::select! {
-        prepared = prepare(cognito, opts, ids) => prepared?,
-        _ = &mut interrupted => {
-            tracing::warn!("interrupted before the first write: nothing was written");
-            let report = Report {
-                pool_id: opts.pool_id.clone(),
-                dry_run: opts.dry_run,
-                interrupted: true,
-                ..Report::default()
-            };
-            write_report(opts, &report)?;
-            return Ok(report);
-        }
+    let (pool, inv) = tokio::select! {
+        checked = check(cognito, opts, &ids) => checked?,
+        _ = &mut interrupted => return interrupted_before_writing(opts),
     };
-    let (pool, plan_file, mut report, missing_groups, native_users, _dir) = match prepared {
-        Prepared::Done(report) => return Ok(*report),
-        Prepared::Ready(ready) => {
-            let Ready {
-                pool,
-                plan_file,
-                report,
-                missing_groups,
-                native_users,
-                _dir,
-            } = *ready;
-            (pool, plan_file, report, missing_groups, native_users, _dir)
-        }
+    let mut report = Report {
+        pool_id: opts.pool_id.clone(),
+        dry_run: opts.dry_run,
+        users_in_backup: inv.users,
+        ..Report::default()
     };
+    if inv.federated > 0 {
+        report
+            .skipped
+            .insert("federated (EXTERNAL_PROVIDER)".into(), inv.federated);
+    }
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let rules = Rules {
         update_existing: opts.update_existing,
         password_mode: opts.password_mode,
     };
-    for group in &missing_groups {
+    // The whole plan comes before any write when it is to be shown, or when the pool has
+    // triggers that only the plan's creations (if any) would run.
+    let plan_first = opts.dry_run
+        || (!opts.allow_triggers && !triggers_run(&pool, 1, opts.invitations.is_some()).is_empty());
+    let reading = plan::Reading {
+        opts,
+        pool: &pool,
+        ids: &ids,
+        selected: inv.users,
+        dir: dir.path(),
+        rules,
+        whole_steps: plan_first,
+    };
+    let (groups_tx, groups_rx) = oneshot::channel();
+    let (steps_tx, steps_rx) = mpsc::channel::<Step>(opts.concurrency * 2);
+    let producer: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + '_>>;
+    let groups_rx = if plan_first {
+        let decided = tokio::select! {
+            decided = plan::decide(cognito, reading, groups_tx, PlanFile::new(dir.path())?) => decided?,
+            _ = &mut interrupted => return interrupted_before_writing(opts),
+        };
+        let (plan, live_users) = decided;
+        tracing::debug!(users = live_users, "target pool read");
+        let live_groups = groups_rx.await.context("reading the pool's groups")?;
+        let creates = plan.creates;
+        let triggers = triggers_run(&pool, creates, opts.invitations.is_some());
+        let file = plan.into_file()?;
+        if opts.dry_run {
+            let new_groups = missing_groups(&inv, &live_groups);
+            report.groups_created = new_groups.len() as u64;
+            report.groups_already_present = (inv.groups.len() - new_groups.len()) as u64;
+            let names: Vec<&str> = new_groups.iter().map(|g| g.name.as_str()).collect();
+            dry_run(opts, file, &mut report, &names, &triggers)?;
+            write_report(opts, &report)?;
+            return Ok(report);
+        }
+        if !triggers.is_empty() {
+            bail!(
+                "pool {} has Lambda triggers that {} user creations would run: {}; they may \
+                 send messages, write elsewhere or reject users. Nothing was written. Pass \
+                 --allow-triggers to restore anyway",
+                opts.pool_id,
+                creates,
+                triggers.join(", ")
+            );
+        }
+        producer = Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut steps = steps_tx;
+                plan::for_each_step(file, |step| steps.push(step))
+            })
+            .await
+            .context("reading the plan")?
+        });
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(live_groups);
+        rx
+    } else {
+        producer = Box::pin(async move {
+            let (_, live_users) = plan::decide(cognito, reading, groups_tx, steps_tx).await?;
+            tracing::debug!(users = live_users, "target pool read");
+            Ok(())
+        });
+        groups_rx
+    };
+
+    // Steps are carried out as they come; the reading (or the plan file) goes on meanwhile.
+    let consumer = write(
+        cognito,
+        opts,
+        &pool,
+        report,
+        &inv,
+        groups_rx,
+        steps_rx,
+        &mut interrupted,
+    );
+    tokio::pin!(producer, consumer);
+    let mut produced = None;
+    let written = loop {
+        tokio::select! {
+            done = &mut producer, if produced.is_none() => produced = Some(done),
+            written = &mut consumer => break written?,
+        }
+    };
+    let read_error = match produced {
+        Some(Err(e)) => Some(e),
+        _ => None,
+    };
+    let mut report = match (written, read_error) {
+        (Written::Nothing(report), None) => report,
+        (Written::Nothing(_), Some(e)) => return Err(e),
+        (Written::Some(report), None) => report,
+        (Written::Some(mut report), Some(e)) => {
+            if !report.interrupted {
+                report.input_error = Some(format!("{e:#}"));
+            }
+            report
+        }
+    };
+    report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
+    report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
+    write_report(opts, &report)?;
+    Ok(report)
+}
+
+/// What the writing stage did: nothing (the reading failed, or an interruption came, before
+/// the first write), or some of the plan.
+enum Written {
+    Nothing(Report),
+    Some(Report),
+}
+
+/// The report of a restore interrupted before its first write.
+fn interrupted_before_writing(opts: &Options) -> Result<Report> {
+    tracing::warn!("interrupted before the first write: nothing was written");
+    let report = Report {
+        pool_id: opts.pool_id.clone(),
+        dry_run: opts.dry_run,
+        interrupted: true,
+        ..Report::default()
+    };
+    write_report(opts, &report)?;
+    Ok(report)
+}
+
+/// The groups of the backup the pool lacks.
+fn missing_groups<'a>(inv: &'a checks::Inventory, live: &BTreeSet<String>) -> Vec<&'a GroupRecord> {
+    inv.groups
+        .values()
+        .filter(|g| !live.contains(&g.name))
+        .collect()
+}
+
+/// The writing stage: the groups the pool lacks, then every step as it arrives, carried out
+/// by `concurrency` workers, until the steps end or an interruption comes.
+#[allow(clippy::too_many_arguments)]
+async fn write(
+    cognito: &Cognito,
+    opts: &Options,
+    pool: &PoolInfo,
+    mut report: Report,
+    inv: &checks::Inventory,
+    live_groups: oneshot::Receiver<BTreeSet<String>>,
+    steps: mpsc::Receiver<Step>,
+    interrupted: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Result<Written> {
+    let live_groups = tokio::select! {
+        groups = live_groups => match groups {
+            Ok(groups) => groups,
+            // The reading failed before the pool's groups were read.
+            Err(_) => return Ok(Written::Nothing(report)),
+        },
+        _ = &mut *interrupted => {
+            let report = interrupted_before_writing(opts)?;
+            return Ok(Written::Nothing(report));
+        }
+    };
+    let new_groups = missing_groups(inv, &live_groups);
+    report.groups_already_present = (inv.groups.len() - new_groups.len()) as u64;
+    for group in new_groups {
         if cognito
             .create_group(&opts.pool_id, group)
             .await
@@ -185,33 +318,27 @@ pub async fn run(
     report.sub_map = Some(opts.sub_map.clone());
     let ctx = Arc::new(apply::Worker {
         cognito: cognito.clone(),
-        pool,
-        rules,
+        pool: pool.clone(),
+        rules: Rules {
+            update_existing: opts.update_existing,
+            password_mode: opts.password_mode,
+        },
         invitations: opts.invitations,
         report: Mutex::new(report),
         sub_map: Mutex::new(std::io::BufWriter::new(sub_map_file.reopen()?)),
-        progress: Progress::start("restored", Some(native_users), opts.progress),
+        progress: Progress::start("restored", Some(inv.users - inv.federated), opts.progress),
     });
-
-    // A reader thread streams the plan's steps; workers take them one at a time.
-    let (tx, rx) = mpsc::channel::<Step>(opts.concurrency * 2);
-    let reader = tokio::task::spawn_blocking(move || -> Result<()> {
-        plan::for_each_step(plan_file, |step| {
-            tx.blocking_send(step)
-                .map_err(|_| anyhow!("restore stopped"))
-        })
-    });
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let steps = Arc::new(tokio::sync::Mutex::new(steps));
     let mut workers = tokio::task::JoinSet::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     for _ in 0..opts.concurrency {
-        let (ctx, rx, mut stopped) = (ctx.clone(), rx.clone(), stopped.clone());
+        let (ctx, steps, mut stopped) = (ctx.clone(), steps.clone(), stopped.clone());
         workers.spawn(async move {
             loop {
                 let next = tokio::select! {
                     biased;
                     _ = stopped.changed() => None,
-                    step = async { rx.lock().await.recv().await } => step,
+                    step = async { steps.lock().await.recv().await } => step,
                 };
                 let Some(step) = next else { return };
                 ctx.run(step).await;
@@ -220,15 +347,14 @@ pub async fn run(
     }
     let was_interrupted = tokio::select! {
         _ = async { while workers.join_next().await.is_some() {} } => false,
-        _ = &mut interrupted => {
+        _ = &mut *interrupted => {
             tracing::warn!("interrupted: finishing the calls in flight, taking no new users");
             let _ = stop.send(true);
             while workers.join_next().await.is_some() {}
             true
         }
     };
-    drop(rx);
-    let read_result = reader.await.context("reading the plan")?;
+    drop(steps);
     ctx.progress.finish();
 
     let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
@@ -240,18 +366,16 @@ pub async fn run(
     sub_map_file.commit()?;
     let mut report = ctx.report.into_inner().expect("report lock");
     report.interrupted = was_interrupted;
-    report.throttled_calls = cognito.stats.throttled.load(Ordering::Relaxed);
-    report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
-    if !was_interrupted && let Err(e) = read_result {
-        report.input_error = Some(format!("{e:#}"));
-    }
-    write_report(opts, &report)?;
-    Ok(report)
+    Ok(Written::Some(report))
 }
 
-/// Everything before the first write: the checks, the reading of the pool, the plan, and the
-/// decision on triggers. A dry run ends here.
-async fn prepare(cognito: &Cognito, opts: &Options, ids: Identities) -> Result<Prepared> {
+/// The checks before anything is read from the pool's users: its settings, and every input
+/// file against them, all problems at once.
+async fn check(
+    cognito: &Cognito,
+    opts: &Options,
+    ids: &Identities,
+) -> Result<(PoolInfo, checks::Inventory)> {
     let pool = cognito.describe_pool(&opts.pool_id).await?;
     let inv = {
         let (opts, ids, pool) = (opts.clone(), ids.clone(), pool.clone());
@@ -272,78 +396,7 @@ async fn prepare(cognito: &Cognito, opts: &Options, ids: Identities) -> Result<P
         groups = inv.groups.len(),
         "input files checked; the target pool fits"
     );
-
-    // Read the target once and decide every user's step.
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let target = plan::read_target(cognito, opts, &pool, &ids, inv.users, dir.path()).await?;
-    tracing::debug!(users = target.users, "target pool read");
-    let groups_present = target.groups.clone();
-    let rules = Rules {
-        update_existing: opts.update_existing,
-        password_mode: opts.password_mode,
-    };
-    let mut creates = 0u64;
-    let plan_file = {
-        let pool = pool.clone();
-        let dir = dir.path().to_path_buf();
-        let counted = tokio::task::spawn_blocking(move || {
-            let mut creates = 0u64;
-            let file = plan::plan(target, &pool, rules, &dir, |step| {
-                creates += u64::from(step.action == Action::Create);
-            })?;
-            anyhow::Ok((file, creates))
-        })
-        .await
-        .context("planning the restore")??;
-        creates += counted.1;
-        counted.0
-    };
-
-    let mut report = Report {
-        pool_id: opts.pool_id.clone(),
-        dry_run: opts.dry_run,
-        users_in_backup: inv.users,
-        ..Report::default()
-    };
-    if inv.federated > 0 {
-        report
-            .skipped
-            .insert("federated (EXTERNAL_PROVIDER)".into(), inv.federated);
-    }
-    let missing_groups: Vec<&GroupRecord> = inv
-        .groups
-        .values()
-        .filter(|g| !groups_present.contains(&g.name))
-        .collect();
-    report.groups_already_present = (inv.groups.len() - missing_groups.len()) as u64;
-
-    // Triggers run by the plan's writes: a decision for the operator, before any write.
-    let triggers = triggers_run(&pool, creates, opts.invitations.is_some());
-    if opts.dry_run {
-        report.groups_created = missing_groups.len() as u64;
-        let names: Vec<&str> = missing_groups.iter().map(|g| g.name.as_str()).collect();
-        dry_run(opts, plan_file, &mut report, &names, &triggers)?;
-        write_report(opts, &report)?;
-        return Ok(Prepared::Done(Box::new(report)));
-    }
-    if !triggers.is_empty() && !opts.allow_triggers {
-        bail!(
-            "pool {} has Lambda triggers that {creates} user creations would run: {}; they may \
-             send messages, write elsewhere or reject users. Nothing was written. Pass \
-             --allow-triggers to restore anyway",
-            opts.pool_id,
-            triggers.join(", ")
-        );
-    }
-
-    Ok(Prepared::Ready(Box::new(Ready {
-        pool,
-        plan_file,
-        report,
-        missing_groups: missing_groups.into_iter().cloned().collect(),
-        native_users: inv.users - inv.federated,
-        _dir: dir,
-    })))
+    Ok((pool, inv))
 }
 
 /// The triggers a run would set off: creation triggers when users are created, message

@@ -1,28 +1,35 @@
 //! Restore's plan: what to do for each user of the backup, decided from one reading of the
-//! target pool before anything is written.
+//! target pool.
 //!
-//! The target is read by listing (the same listing a backup makes: ListUsers under the sub
+//! The target is read by listing (the same calls a backup makes: ListUsers under the sub
 //! prefixes and ListUsersInGroup, never a per-user read) or, for a few selected users, by one
-//! filtered ListUsers each. Backup and target users are matched by the target's notion of
-//! identity (the username, case-folded in a case-insensitive pool; the email or phone number in
-//! a pool that signs in with them) in bounded memory (`join`). Each decision is a
-//! [`Step`], written to an unnamed temporary file that the apply stage (or the dry run) reads.
+//! filtered ListUsers each. A backup user is the same person as the pool's user with its
+//! `sub`, matched as soon as that prefix of the pool is listed, so writes start while the rest
+//! is still being read; every other backup user is matched by the target's notion of identity
+//! (the username, case-folded in a case-insensitive pool; the email or phone number in a pool
+//! that signs in with them) once the whole pool is listed, in bounded memory (`join`). Each
+//! decision is a [`Step`], given to the workers at once or written to a plan file that a dry
+//! run prints.
 
 use super::report::Withheld;
 use super::{Options, key};
-use crate::backup;
-use crate::backup_file::{EXTERNAL_PROVIDER, Identities, UserRecord, for_each_record};
+use crate::backup::{self, Listed, Memberships};
+use crate::backup_file::{EXTERNAL_PROVIDER, Identities, Spool, UserRecord, for_each_record};
 use crate::cli::PasswordMode;
 use crate::cognito::{Cognito, PoolInfo};
 use crate::compare::UserDiff;
 use crate::join::Join;
-use anyhow::{Context, Result};
+use crate::shard;
+use anyhow::{Context, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// What happens to one user of the backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +70,10 @@ pub struct Step {
     /// Changes that are not made even with `--update-existing`, and why.
     #[serde(default)]
     pub withheld: Vec<Withheld>,
+    /// The memberships of a user an earlier step updated (decided once the groups' members
+    /// were listed): counted with that step.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continues: bool,
 }
 
 /// How existing users are treated.
@@ -106,6 +117,7 @@ pub fn plan_user(
         apply: UserDiff::default(),
         not_applied: vec![],
         withheld: vec![],
+        continues: false,
     };
     let want = &step.user;
     if want.status() == EXTERNAL_PROVIDER {
@@ -230,104 +242,488 @@ pub fn plan_user(
     step
 }
 
-/// The target pool as restore needs it: its users joined with the backup's, its groups.
-pub struct Target {
-    join: Join,
-    pub users: u64,
-    pub groups: BTreeSet<String>,
+/// Where decided steps go: the workers (a restore that writes while it reads the pool), or a
+/// plan file read afterwards (a dry run, or a restore that must see the whole plan first).
+pub trait Steps: Send + 'static {
+    fn push(&mut self, step: Step) -> Result<()>;
 }
 
-/// Reads the target: the whole pool by listing when the selection is large (or everything),
-/// the selected users by one filtered ListUsers each when that is fewer calls. Returns the
-/// join of the backup's selected users (left) with the pool's (right).
-pub async fn read_target(
+impl Steps for tokio::sync::mpsc::Sender<Step> {
+    fn push(&mut self, step: Step) -> Result<()> {
+        self.blocking_send(step)
+            .map_err(|_| anyhow!("restore stopped"))
+    }
+}
+
+/// The plan in an unnamed temporary file, and how many users it creates.
+pub struct PlanFile {
+    out: BufWriter<File>,
+    pub creates: u64,
+}
+
+impl PlanFile {
+    pub fn new(dir: &Path) -> Result<PlanFile> {
+        let file = tempfile::tempfile_in(dir)
+            .with_context(|| format!("creating the plan in {}", dir.display()))?;
+        Ok(PlanFile {
+            out: BufWriter::new(file),
+            creates: 0,
+        })
+    }
+
+    /// The file, rewound, for [`for_each_step`].
+    pub fn into_file(self) -> Result<File> {
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(file)
+    }
+}
+
+impl Steps for PlanFile {
+    fn push(&mut self, step: Step) -> Result<()> {
+        self.creates += u64::from(step.action == Action::Create);
+        serde_json::to_writer(&mut self.out, &step)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+}
+
+/// How the target is read, and when its steps are given out.
+pub struct Reading<'a> {
+    pub opts: &'a Options,
+    pub pool: &'a PoolInfo,
+    pub ids: &'a Identities,
+    /// Users of the backup the selection holds.
+    pub selected: u64,
+    pub dir: &'a Path,
+    pub rules: Rules,
+    /// Decide nobody before every group's members are listed, so each user gets exactly one
+    /// step (a plan shown or checked before the first write). Otherwise a user whose other
+    /// changes are known is given out at once and its memberships follow in a second step.
+    pub whole_steps: bool,
+}
+
+/// Reads the target pool and decides every selected backup user's step, giving each to
+/// `steps` as soon as it is decided; `groups` receives the pool's group names before the
+/// first step. Returns `steps` and the number of users read from the pool.
+///
+/// The whole pool is read by listing (the selected users by one lookup each when that is
+/// fewer calls). A backup user is matched first with the pool's user of the same `sub` (the
+/// same person, whatever has been done to them), as soon as that user's prefix is listed;
+/// every other backup user then with the pool's user of the same key, once the whole pool
+/// is listed. A pool user matched by `sub` is never also another backup user's match.
+pub async fn decide<S: Steps>(
     cognito: &Cognito,
-    opts: &Options,
-    pool: &PoolInfo,
-    ids: &Identities,
-    selected: u64,
-    dir: &Path,
-) -> Result<Target> {
-    // A full listing costs one ListUsers per 60 users; a lookup, one per selected user.
-    let lookups = !opts.selection.is_all() && selected * 60 < pool.estimated_users.max(1);
-    let mut join = Join::new(dir, selected.max(pool.estimated_users))?;
-    let mut users = 0u64;
-    let groups: BTreeSet<String>;
-    if lookups {
-        groups = cognito
-            .list_groups(&pool.id)
-            .await?
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        // The selected users, to look up one by one.
-        let mut wanted = Vec::new();
+    reading: Reading<'_>,
+    groups: oneshot::Sender<BTreeSet<String>>,
+    steps: S,
+) -> Result<(S, u64)> {
+    let Reading {
+        opts,
+        pool,
+        ids,
+        selected,
+        dir,
+        rules,
+        whole_steps,
+    } = reading;
+    // A full listing costs one ListUsers per 60 users; a lookup, one or two per selected user.
+    if !opts.selection.is_all() && selected * 60 < pool.estimated_users.max(1) {
+        let names = cognito.list_groups(&pool.id).await?;
+        let _ = groups.send(names.into_iter().map(|g| g.name).collect());
+        return look_up(cognito, opts, pool, ids, rules, steps).await;
+    }
+
+    tracing::info!(
+        pool = pool.id,
+        "reading the target pool (about {} users) by listing",
+        pool.estimated_users
+    );
+    // Prefixes of at most about a join partition's users each: one prefix of the pool is
+    // held in memory at a time.
+    let prefixes = shard::refine(
+        &[String::new()],
+        (pool.estimated_users / 50_000) as usize + 16,
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Listed>();
+    let planner = {
+        let mut planner = Planner {
+            pool: pool.clone(),
+            rules,
+            whole_steps,
+            buckets: vec![],
+            join: Join::new(dir, selected.max(pool.estimated_users))?,
+            dir: dir.to_path_buf(),
+            pending: None,
+            memberships: None,
+            waiting: vec![],
+            users: 0,
+            steps,
+        };
+        let (opts, ids, dir, prefixes) = (
+            opts.clone(),
+            ids.clone(),
+            dir.to_path_buf(),
+            prefixes.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<(S, u64)> {
+            planner.spread_backup(&opts, &ids, &prefixes, &dir)?;
+            while let Ok(listed) = rx.recv() {
+                planner.take(listed)?;
+            }
+            planner.finish()
+        })
+    };
+    let mut groups = Some(groups);
+    let listed = backup::list_pool(cognito, &pool.id, &prefixes, dir, |listed| {
+        if let Listed::Groups(names) = &listed
+            && let Some(tx) = groups.take()
+        {
+            let _ = tx.send(names.iter().map(|g| g.name.clone()).collect());
+        }
+        tx.send(listed)
+            .map_err(|_| anyhow!("the restore's planning stopped"))
+    })
+    .await;
+    // The planner ends when the listing's sender is gone (early, if the listing failed).
+    drop(tx);
+    listed?;
+    planner.await.context("planning the restore")?
+}
+
+/// A pool user kept for the match by key, and whether a backup user with its `sub` took it.
+#[derive(Serialize, Deserialize)]
+struct Live {
+    claimed: bool,
+    user: UserRecord,
+}
+
+/// A backup user matched by `sub` before the groups' members were listed: its memberships (or
+/// its whole step, when nothing else of it changes) are decided once they are.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    want: UserRecord,
+    have: UserRecord,
+    /// The user's other changes have been given out already.
+    started: bool,
+}
+
+/// The decisions of a listing, on a thread of its own, in memory bounded by one prefix of the
+/// pool: backup users wait in files by `sub` prefix (`buckets`) or by key (`join`).
+struct Planner<S> {
+    pool: PoolInfo,
+    rules: Rules,
+    whole_steps: bool,
+    /// The selected backup users whose `sub` falls under each listing prefix.
+    buckets: Vec<Option<BufWriter<File>>>,
+    join: Join<Live>,
+    dir: PathBuf,
+    pending: Option<BufWriter<File>>,
+    memberships: Option<Arc<Memberships>>,
+    /// Prefixes listed before the memberships, when `whole_steps`.
+    waiting: Vec<(usize, Spool)>,
+    users: u64,
+    steps: S,
+}
+
+impl<S: Steps> Planner<S> {
+    /// Spreads the selected backup users over the prefix buckets (or, without a `sub`, into
+    /// the match by key).
+    fn spread_backup(
+        &mut self,
+        opts: &Options,
+        ids: &Identities,
+        prefixes: &[String],
+        dir: &Path,
+    ) -> Result<()> {
+        for _ in prefixes {
+            self.buckets
+                .push(Some(BufWriter::new(tempfile::tempfile_in(dir)?)));
+        }
         for path in &opts.inputs {
             for_each_record(path, ids, |_, user| {
-                if opts.selection.selects(&user) && user.status() != EXTERNAL_PROVIDER {
-                    wanted.push((lookup_filter(&user, pool), user.groups.is_some()));
+                if !opts.selection.selects(&user) {
+                    return Ok(());
+                }
+                match user.sub().and_then(|sub| prefix_of(prefixes, sub)) {
+                    Some(i) => {
+                        let file = self.buckets[i].as_mut().expect("bucket");
+                        serde_json::to_writer(&mut *file, &user)?;
+                        file.write_all(b"\n")?;
+                    }
+                    None => self.push_unmatched(user)?,
                 }
                 Ok(())
             })?;
         }
-        tracing::debug!(
-            users = wanted.len(),
-            "looking up the selected users in the pool"
-        );
-        let found: Vec<Vec<UserRecord>> = futures::stream::iter(wanted)
-            .map(|(filter, with_groups)| async move {
-                let Some(filter) = filter else {
-                    return Ok(vec![]);
-                };
-                let mut found = cognito.find_users(&pool.id, filter).await?;
-                if with_groups {
-                    for u in &mut found {
-                        u.groups = Some(cognito.groups_of_user(&pool.id, &u.username).await?);
-                    }
+        Ok(())
+    }
+
+    fn take(&mut self, listed: Listed) -> Result<()> {
+        match listed {
+            Listed::Groups(_) => Ok(()),
+            Listed::Prefix(i, spool) if self.whole_steps && self.memberships.is_none() => {
+                self.waiting.push((i, spool));
+                Ok(())
+            }
+            Listed::Prefix(i, spool) => self.match_prefix(i, spool),
+            Listed::Memberships(memberships) => {
+                self.memberships = Some(memberships);
+                self.decide_pending()?;
+                for (i, spool) in std::mem::take(&mut self.waiting) {
+                    self.match_prefix(i, spool)?;
                 }
-                anyhow::Ok(found)
-            })
-            .buffer_unordered(opts.concurrency)
-            .try_collect()
-            .await?;
-        for user in found.iter().flatten() {
-            if let Some(k) = key(user, pool) {
-                join.push_right(&k, user)?;
-                users += 1;
+                Ok(())
             }
         }
-    } else {
-        tracing::info!(
-            pool = pool.id,
-            "reading the target pool (about {} users) by listing",
-            pool.estimated_users
-        );
-        let snapshot =
-            backup::read_pool(cognito, &opts.region, &pool.id, dir, opts.progress).await?;
-        groups = snapshot.groups.iter().map(|g| g.name.clone()).collect();
-        for_each_record(&snapshot.data, &Identities::default(), |_, user| {
-            if let Some(k) = key(&user, pool) {
-                join.push_right(&k, &user)?;
-                users += 1;
-            }
-            Ok(())
-        })?;
     }
+
+    /// Matches the backup users of one listed prefix with the pool's users of the same `sub`.
+    fn match_prefix(&mut self, i: usize, spool: Spool) -> Result<()> {
+        let mut by_sub: HashMap<String, UserRecord> = HashMap::new();
+        spool.for_each_record(|user| {
+            self.users += 1;
+            match user.sub() {
+                Some(sub) => {
+                    by_sub.insert(sub.to_string(), user);
+                    Ok(())
+                }
+                None => self.push_live(user, false),
+            }
+        })?;
+        let bucket = self.buckets[i].take().expect("each prefix is listed once");
+        read_lines(bucket, |want: UserRecord| {
+            match want.sub().and_then(|sub| by_sub.remove(sub)) {
+                Some(have) => {
+                    self.decide_same(want, &have)?;
+                    self.push_live(have, true)
+                }
+                None => self.push_unmatched(want),
+            }
+        })?;
+        for (_, have) in by_sub {
+            self.push_live(have, false)?;
+        }
+        Ok(())
+    }
+
+    /// Decides a backup user and the pool's user with its `sub`: at once if the memberships
+    /// are known; otherwise the changes that do not involve groups now (with
+    /// `--update-existing`), and the rest when the members are listed.
+    fn decide_same(&mut self, want: UserRecord, have: &UserRecord) -> Result<()> {
+        let mut have = have.clone();
+        if let Some(memberships) = &self.memberships {
+            have.groups = memberships.groups_of(&have.username)?;
+            return self
+                .steps
+                .push(plan_user(want, Some(&have), &self.pool, self.rules));
+        }
+        let mut started = false;
+        if self.rules.update_existing {
+            let without_groups = UserRecord {
+                groups: None,
+                ..want.clone()
+            };
+            let step = plan_user(without_groups, Some(&have), &self.pool, self.rules);
+            if step.action == Action::Update {
+                self.steps.push(Step {
+                    user: want.clone(),
+                    ..step
+                })?;
+                started = true;
+            }
+        }
+        let pending = match &mut self.pending {
+            Some(file) => file,
+            None => self
+                .pending
+                .insert(BufWriter::new(tempfile::tempfile_in(&self.dir)?)),
+        };
+        serde_json::to_writer(
+            &mut *pending,
+            &Pending {
+                want,
+                have,
+                started,
+            },
+        )?;
+        pending.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// The pending users' memberships (or whole steps), now that every group's members are
+    /// listed.
+    fn decide_pending(&mut self) -> Result<()> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let memberships = self.memberships.clone().expect("memberships listed");
+        read_lines(
+            pending,
+            |Pending {
+                 want,
+                 mut have,
+                 started,
+             }: Pending| {
+                have.groups = memberships.groups_of(&have.username)?;
+                let mut step = plan_user(want, Some(&have), &self.pool, self.rules);
+                if !started {
+                    return self.steps.push(step);
+                }
+                let groups = UserDiff {
+                    add_groups: std::mem::take(&mut step.apply.add_groups),
+                    remove_groups: std::mem::take(&mut step.apply.remove_groups),
+                    ..UserDiff::default()
+                };
+                if groups.is_empty() {
+                    return Ok(());
+                }
+                self.steps.push(Step {
+                    action: Action::Update,
+                    apply: groups,
+                    withheld: vec![],
+                    not_applied: vec![],
+                    continues: true,
+                    ..step
+                })
+            },
+        )
+    }
+
+    fn push_unmatched(&mut self, user: UserRecord) -> Result<()> {
+        // A user without a key is created (and fails with the reason).
+        let k = key(&user, &self.pool).unwrap_or_else(|| format!("\0{}", user.username));
+        self.join.push_left(&k, &user)
+    }
+
+    fn push_live(&mut self, user: UserRecord, claimed: bool) -> Result<()> {
+        match key(&user, &self.pool) {
+            Some(k) => self.join.push_right(&k, &Live { claimed, user }),
+            None => Ok(()),
+        }
+    }
+
+    /// Once the whole pool is listed: the backup users no `sub` matched, by key.
+    fn finish(mut self) -> Result<(S, u64)> {
+        if self.buckets.iter().any(Option::is_some) || self.memberships.is_none() {
+            bail!("the listing of the target pool ended early");
+        }
+        let memberships = self.memberships.take().expect("memberships listed");
+        let (pool, rules, steps) = (&self.pool, self.rules, &mut self.steps);
+        self.join.run(|want, live| {
+            let Some(want) = want else { return Ok(()) };
+            let Some(Live {
+                claimed,
+                user: mut have,
+            }) = live
+            else {
+                return steps.push(plan_user(want, None, pool, rules));
+            };
+            have.groups = memberships.groups_of(&have.username)?;
+            let step = plan_user(want, Some(&have), pool, rules);
+            if claimed && !matches!(step.action, Action::Conflict | Action::SkipFederated) {
+                // The pool's user is another backup user's (by `sub`): never this one's.
+                return steps.push(Step {
+                    action: Action::Conflict,
+                    apply: UserDiff::between(&step.user, &have),
+                    not_applied: vec![],
+                    withheld: vec![],
+                    ..step
+                });
+            }
+            steps.push(step)
+        })?;
+        Ok((self.steps, self.users))
+    }
+}
+
+/// The listing prefix a `sub` falls under (prefixes are sorted and do not overlap).
+fn prefix_of(prefixes: &[String], sub: &str) -> Option<usize> {
+    let i = prefixes
+        .partition_point(|p| p.as_str() <= sub)
+        .checked_sub(1)?;
+    sub.starts_with(&prefixes[i]).then_some(i)
+}
+
+/// Reads back a file of JSON lines written through `file`.
+fn read_lines<T: DeserializeOwned>(
+    file: BufWriter<File>,
+    mut each: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    let mut file = file.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    for line in BufReader::new(file).lines() {
+        each(serde_json::from_str(&line?)?)?;
+    }
+    Ok(())
+}
+
+/// The selected users, each looked up on its own: by `sub` first where people sign in with
+/// an email or phone number (which can change), then by its key.
+async fn look_up<S: Steps>(
+    cognito: &Cognito,
+    opts: &Options,
+    pool: &PoolInfo,
+    ids: &Identities,
+    rules: Rules,
+    mut steps: S,
+) -> Result<(S, u64)> {
+    let mut wanted = Vec::new();
     for path in &opts.inputs {
         for_each_record(path, ids, |_, user| {
             if opts.selection.selects(&user) {
-                // A user without a key is created (and fails with the reason).
-                let k = key(&user, pool).unwrap_or_else(|| format!("\0{}", user.username));
-                join.push_left(&k, &user)?;
+                wanted.push(user);
             }
             Ok(())
         })?;
     }
-    Ok(Target {
-        join,
-        users,
-        groups,
+    tracing::debug!(
+        users = wanted.len(),
+        "looking up the selected users in the pool"
+    );
+    let by_sub = !pool.username_attributes.is_empty();
+    let found: Vec<(UserRecord, Option<UserRecord>)> = futures::stream::iter(wanted)
+        .map(|want| async move {
+            if want.status() == EXTERNAL_PROVIDER {
+                return Ok((want, None));
+            }
+            let mut have = None;
+            if by_sub && let Some(sub) = want.sub().filter(|s| !s.contains('"')) {
+                have = cognito
+                    .find_users(&pool.id, format!("sub = \"{sub}\""))
+                    .await?
+                    .pop();
+            }
+            if have.is_none()
+                && let Some(filter) = lookup_filter(&want, pool)
+            {
+                let k = key(&want, pool);
+                have = cognito
+                    .find_users(&pool.id, filter)
+                    .await?
+                    .into_iter()
+                    .find(|u| key(u, pool) == k);
+            }
+            if let Some(have) = &mut have
+                && want.groups.is_some()
+            {
+                have.groups = Some(cognito.groups_of_user(&pool.id, &have.username).await?);
+            }
+            anyhow::Ok((want, have))
+        })
+        .buffer_unordered(opts.concurrency)
+        .try_collect()
+        .await?;
+    let users = found.iter().filter(|(_, have)| have.is_some()).count() as u64;
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        for (want, have) in found {
+            steps.push(plan_user(want, have.as_ref(), &pool, rules))?;
+        }
+        Ok((steps, users))
     })
+    .await
+    .context("planning the restore")?
 }
 
 /// The ListUsers filter that finds this user in the target, if one can be written.
@@ -340,33 +736,6 @@ pub fn lookup_filter(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
             .find_map(|a| Some((a.as_str(), user.attribute(a)?)))?
     };
     (!value.contains('"')).then(|| format!("{attribute} = \"{value}\""))
-}
-
-/// Decides every selected backup user's step and writes them to an unnamed temporary file;
-/// calls `each` with each step as it is decided. Users only in the pool are not the
-/// restore's business.
-pub fn plan(
-    target: Target,
-    pool: &PoolInfo,
-    rules: Rules,
-    dir: &Path,
-    mut each: impl FnMut(&Step),
-) -> Result<File> {
-    let mut out = BufWriter::new(
-        tempfile::tempfile_in(dir)
-            .with_context(|| format!("creating the plan in {}", dir.display()))?,
-    );
-    target.join.run(|mine, theirs| {
-        let Some(user) = mine else { return Ok(()) };
-        let step = plan_user(user, theirs.as_ref(), pool, rules);
-        each(&step);
-        serde_json::to_writer(&mut out, &step)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    })?;
-    let mut file = out.into_inner().map_err(|e| e.into_error())?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(file)
 }
 
 /// Calls `each` with every step of a plan file.

@@ -9,7 +9,7 @@ must survive:
 
 * strict validation of the parameters moto lets through (Limit/MaxResults, ``sub``);
 * Cognito's per-category request-rate quotas (``--quotas``), as token buckets;
-* simulated network latency (``--latency-ms``);
+* simulated network latency (``--latency-ms``, and ``--op-latency OP=MS`` for one op);
 * seeded random faults (``--faults``): throttling, HTTP 500, connection resets before
   and after the request reached moto; and an op that always fails (``--fail-always``);
 * expiring pagination tokens (``--token-ttl-seconds``, or the first N tokens presented with
@@ -78,7 +78,8 @@ QUOTAS = {
     "UserList": (30, ["ListUsers", "ListUsersInGroup"]),
     "UserCreation": (50, ["AdminCreateUser", "SignUp", "ConfirmSignUp", "AdminConfirmSignUp"]),
     "UserUpdate": (25, ["AdminAddUserToGroup", "AdminRemoveUserFromGroup", "AdminDisableUser",
-                        "AdminEnableUser", "AdminUpdateUserAttributes", "AdminDeleteUser",
+                        "AdminEnableUser", "AdminUpdateUserAttributes",
+                        "AdminDeleteUserAttributes", "AdminDeleteUser",
                         "AdminLinkProviderForUser"]),
     "UserAccountRecovery": (30, ["AdminSetUserPassword", "AdminResetUserPassword"]),
     "UserResourceRead": (50, ["AdminListGroupsForUser"]),
@@ -110,6 +111,13 @@ GROUP_OPS = ("CreateGroup", "GetGroup", "UpdateGroup", "DeleteGroup", "ListGroup
 
 LIMITED_LISTS = ("ListUsers", "ListUsersInGroup", "ListGroups", "AdminListGroupsForUser")
 READ_PREFIXES = ("List", "Describe", "Get", "AdminList", "AdminGet")
+# Writes that leave what ListUsers shows as it was.
+LISTING_UNCHANGED = {"AdminAddUserToGroup", "AdminRemoveUserFromGroup", "CreateGroup",
+                     "UpdateGroup", "DeleteGroup", "AdminUserGlobalSignOut"}
+# Writes that change one existing user: the index takes that user again from moto.
+USER_UPDATES = {"AdminUpdateUserAttributes", "AdminDeleteUserAttributes", "AdminEnableUser",
+                "AdminDisableUser", "AdminSetUserPassword", "AdminResetUserPassword",
+                "AdminConfirmSignUp"}
 TOKEN_KEYS = ("PaginationToken", "NextToken")
 # Headers of moto's answer that are passed on to the client.
 RELAYED_HEADERS = {"content-type", "x-amzn-requestid", "x-amzn-errortype", "x-amzn-errormessage"}
@@ -221,6 +229,21 @@ class PoolIndex:
             result = sorted(positions[lo:hi])
             self.results[filt] = result
             return result
+
+    def replace(self, user):
+        """Puts a changed user in place (same position: moto keeps its order). Filters on
+        what cannot change (`sub`, `username`) keep their cached results."""
+        with self.lock:
+            if not hasattr(self, "positions"):
+                self.positions = {u["Username"]: i for i, u in enumerate(self.users)}
+            pos = self.positions.get(user["Username"])
+            if pos is None:
+                return False
+            self.users[pos] = user
+            self.columns = {a: c for a, c in self.columns.items() if a in ("sub", "username")}
+            self.results = {f: r for f, r in self.results.items()
+                            if re.match(r'^\s*(sub|username)\b', f)}
+            return True
 
     def page(self, body, serial):
         filt = body.get("Filter") or ""
@@ -455,6 +478,8 @@ class Plan:
 class Layer:
     def __init__(self, args):
         self.args = args
+        self.op_latency_ms = {op: float(ms) for op, ms in
+                              (spec.split("=", 1) for spec in getattr(args, "op_latency", []))}
         up = urllib.parse.urlsplit(args.upstream)
         self.upstream_host, self.upstream_port = up.hostname, up.port or 80
         self.lock = threading.Lock()
@@ -509,7 +534,8 @@ class Layer:
     def record(self, op, body):
         if self.record_file:
             with self.lock:
-                self.record_file.write(json.dumps({"op": op, "body": body}) + "\n")
+                self.record_file.write(json.dumps({"op": op, "body": body,
+                                                   "at": round(time.time(), 3)}) + "\n")
                 self.record_file.flush()
 
     # -- the checks, in the order AWS would apply them ----------------------------------
@@ -607,7 +633,11 @@ class Layer:
         return resp.status, relayed, data
 
     def note_write(self, op, body):
-        """A write invalidates the index of its pool (of every pool if it is not Cognito's)."""
+        """A write invalidates the index of its pool (of every pool if it is not Cognito's),
+        but for writes that do not change what ListUsers shows, and writes to one user, after
+        which `refresh_user` puts that user in place."""
+        if op in LISTING_UNCHANGED or op in USER_UPDATES:
+            return
         if op is None:
             with self.lock:
                 self.indexes.clear()
@@ -620,6 +650,29 @@ class Layer:
             with self.lock:
                 self.indexes.pop(pool, None)
                 self.generations[pool] = self.generations.get(pool, 0) + 1
+
+    def refresh_user(self, op, body, headers):
+        """After a write to one user went through: that user, read again from moto, in the
+        pool's index (a load of the index in progress is not kept: it may predate the write)."""
+        pool, username = body.get("UserPoolId"), body.get("Username")
+        if op not in USER_UPDATES or not isinstance(pool, str) or not isinstance(username, str):
+            return
+        with self.lock:
+            index = self.indexes.get(pool)
+            self.generations[pool] = self.generations.get(pool, 0) + 1
+        if index is None:
+            return
+        status, got = self.upstream(headers, "AdminGetUser",
+                                    {"UserPoolId": pool, "Username": username})
+        user = {"Username": got.get("Username"), "Attributes": got.get("UserAttributes", []),
+                "Enabled": got.get("Enabled"), "UserStatus": got.get("UserStatus"),
+                "UserCreateDate": got.get("UserCreateDate"),
+                "UserLastModifiedDate": got.get("UserLastModifiedDate")}
+        if "MFAOptions" in got:
+            user["MFAOptions"] = got["MFAOptions"]
+        if status != 200 or not index.replace(user):
+            with self.lock:
+                self.indexes.pop(pool, None)
 
     def index_for(self, pool, headers, fold_usernames):
         """The pool's index, loading it from moto first if needed; or moto's error answer."""
@@ -1024,8 +1077,9 @@ class Handler(BaseHTTPRequestHandler):
 
         layer.count(op, "calls")
         layer.record(op, body)
-        if layer.args.latency_ms:
-            time.sleep(layer.args.latency_ms / 1000)
+        latency_ms = layer.op_latency_ms.get(op, layer.args.latency_ms)
+        if latency_ms:
+            time.sleep(latency_ms / 1000)
         if not isinstance(body, dict):
             body = {}
         try:
@@ -1041,6 +1095,8 @@ class Handler(BaseHTTPRequestHandler):
             layer.note_write(op, body)
             status, relayed, data = layer.serve(self.path, op, body, headers, raw)
             layer.note_write(op, body)
+            if status == 200:
+                layer.refresh_user(op, body, headers)
         except AwsError as err:
             return self.send_error_json(err)
         if fault == "reset_after":
@@ -1059,6 +1115,8 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     p.add_argument("--record", metavar="FILE", help="append each request as a JSON line")
     p.add_argument("--latency-ms", type=float, default=0, help="delay before every answer")
+    p.add_argument("--op-latency", metavar="OP=MS", action="append", default=[],
+                   help="delay before every answer to OP instead (repeatable)")
     p.add_argument("--quotas", action="store_true", help="enforce Cognito's request-rate quotas")
     p.add_argument("--quota-scale", type=float, default=1.0, help="multiply every quota rate (and the per-pool group limits, and what "
                         "GetProvisionedLimit answers)")

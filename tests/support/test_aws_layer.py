@@ -285,7 +285,7 @@ class IndexTest(LayerTest):
         body = {"UserPoolId": pool_id, "Limit": 5, "AttributesToGet": ["email"]}
         self.assertEqual(list_all(url, body)[0], list_all(moto_url, body)[0])
 
-    def test_loads_once_and_writes_drop_the_index(self):
+    def test_loads_once_and_writes_keep_it_current(self):
         counter = CountingProxy(moto_url)
         self.addCleanup(counter.close)
         url = self.start_layer("--index-listings", upstream=counter.url)
@@ -299,11 +299,23 @@ class IndexTest(LayerTest):
         self.addCleanup(client(moto_url).admin_delete_user, UserPoolId=pool_id, Username="zz-index-1")
         users = list_all(url, body)[0]
         self.assertEqual([u["Username"] for u in users], ["zz-index-1"])
+        self.assertEqual(counter.counts["ListUsers"], 2)  # a creation reloads the index
+        # Writes to one user put that user in place (read again with AdminGetUser), and every
+        # filter sees them; group changes and reads leave the index as it is.
         c.admin_disable_user(UserPoolId=pool_id, Username="zz-index-1")
         self.assertFalse(list_all(url, body)[0][0]["Enabled"])
-        c.admin_get_user(UserPoolId=pool_id, Username="zz-index-1")  # a read keeps the index
-        list_all(url, body)
-        self.assertEqual(counter.counts["ListUsers"], 3)
+        disabled = {"UserPoolId": pool_id, "Filter": 'status = "Disabled"'}
+        self.assertIn("zz-index-1", [u["Username"] for u in list_all(url, disabled)[0]])
+        c.admin_update_user_attributes(UserPoolId=pool_id, Username="zz-index-1", UserAttributes=[
+            {"Name": "email", "Value": "zz-index-1@example.org"}])
+        by_email = {"UserPoolId": pool_id, "Filter": 'email = "zz-index-1@example.org"'}
+        self.assertEqual([u["Username"] for u in list_all(url, by_email)[0]], ["zz-index-1"])
+        c.create_group(UserPoolId=pool_id, GroupName="zz-index-g")
+        self.addCleanup(client(moto_url).delete_group, UserPoolId=pool_id, GroupName="zz-index-g")
+        c.admin_add_user_to_group(UserPoolId=pool_id, Username="zz-index-1", GroupName="zz-index-g")
+        c.admin_get_user(UserPoolId=pool_id, Username="zz-index-1")
+        self.assertEqual(len(list_all(url, body)[0]), 1)
+        self.assertEqual(counter.counts["ListUsers"], 2)
 
     def test_forget_after_writes_behind_the_layer(self):
         url = self.start_layer("--index-listings")
