@@ -32,7 +32,8 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
   rollback --damage-pct % of a --rollback-users pool damaged directly on moto after its
            backup, then `cbr restore --update-existing`: writes sent against writes needed
            (per operation), wall time against the busiest category's ceiling, messages
-           Cognito would have sent (none expected), and `cbr verify` afterwards (exit 0).
+           Cognito would have sent (none expected), and `cbr verify` afterwards (exit 0);
+           with --cbr-baseline, that binary's rollback of the same damage first.
   all      every scenario, one after the other, on the same moto and layers.
 
 `--only aws-cli` (or any subset of run names) checks parts without a `cbr` binary.
@@ -1074,8 +1075,22 @@ class RollbackScenario(Scenario):
 
     def runs(self):
         n = self.args.rollback_users
-        return [Run("rollback", f"cbr restore --update-existing, {n:,} users, "
+        runs = [Run("rollback", f"cbr restore --update-existing, {n:,} users, "
                     f"{self.args.damage_pct:g} % damaged", n, "cbr", ["--update-existing"])]
+        if self.args.cbr_baseline:
+            runs.insert(0, Run("rollback-before", f"baseline cbr restore --update-existing, "
+                               f"{n:,} users", n, "cbr-baseline", ["--update-existing"]))
+        return runs
+
+    def execute(self, run):
+        """Each run after the first finds the same damage again (the same users, chosen the
+        same way from the pool the run before put back)."""
+        if getattr(self, "rolled_back", False):
+            self.damage_pool()
+            self.env.forget()
+            self.env.warm(self.pool)
+        self.rolled_back = True
+        return super().execute(run)
 
     def prepare(self, runs):
         n = self.args.rollback_users
@@ -1201,7 +1216,7 @@ class RollbackScenario(Scenario):
                                            .splitlines()[-3:])
 
     def argv(self, run, out):
-        return [self.tools["cbr"], "restore", "-p", self.pool, "-i", self.backup,
+        return [self.tools[run.tool], "restore", "-p", self.pool, "-i", self.backup,
                 "--endpoint-url", self.env.url, "--region", REGION, "--no-progress",
                 "--report", os.path.join(self.tmp, f"{run.name}.report.json"),
                 "--sub-map", os.path.join(self.tmp, f"{run.name}.submap.json"), *run.extra]
