@@ -579,3 +579,59 @@ async fn a_changed_sign_in_email_is_put_back_on_the_same_person() {
         assert_eq!(layer_stats(&layer)["messages"], serde_json::json!([]));
     }
 }
+
+/// A listing that fails stops the restore with the listing's own error: nothing is written
+/// when no prefix could be listed, and when the groups' members cannot be read, whatever was
+/// already put back is reported with why the rest was not.
+#[tokio::test]
+async fn a_listing_that_fails_is_named_and_nothing_else_is_assumed() {
+    let (c, pool) = seeded_pool("list-fails", 40).await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    damage(&c, &pool).await;
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let failing = layer(&[
+        "--record",
+        log.path().to_str().unwrap(),
+        "--fail-always",
+        "ListUsers",
+    ]);
+    let args = [
+        "restore",
+        "-p",
+        &pool,
+        "--update-existing",
+        "--max-attempts",
+        "2",
+        "--report",
+        "r.json",
+    ];
+    let out = cbr(&failing.url, dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("sub prefix"), "{}", stderr(&out));
+    assert!(writes(&recorded(log.path())).is_empty());
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let failing = layer(&[
+        "--record",
+        log.path().to_str().unwrap(),
+        "--fail-always",
+        "ListUsersInGroup",
+    ]);
+    let out = cbr(&failing.url, dir.path(), &args);
+    let err = stderr(&out);
+    assert!(err.contains("listing the members of group"), "{err}");
+    let written = writes(&recorded(log.path()));
+    match out.status.code() {
+        // Nothing was written before the failure: a plain error.
+        Some(1) => assert!(written.is_empty(), "{written:?}"),
+        // Some users were put back first: the report says the reading stopped.
+        Some(3) => {
+            let report = read_json(&dir.path().join("r.json"));
+            assert!(report["input_error"].is_string(), "{report}");
+            assert!(!written.contains_key("AdminCreateUser"));
+        }
+        code => panic!("exit {code:?}: {err}"),
+    }
+}

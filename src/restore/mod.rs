@@ -227,6 +227,11 @@ pub async fn run(
             written = &mut consumer => break written?,
         }
     };
+    // The steps ended, so the reading has ended too (or failed): its outcome is wanted. An
+    // interrupted run does not wait for it.
+    if produced.is_none() && !written.report().interrupted {
+        produced = Some(producer.await);
+    }
     let read_error = match produced {
         Some(Err(e)) => Some(e),
         _ => None,
@@ -234,11 +239,26 @@ pub async fn run(
     let mut report = match (written, read_error) {
         (Written::Nothing(report), None) => report,
         (Written::Nothing(_), Some(e)) => return Err(e),
-        (Written::Some(report), None) => report,
-        (Written::Some(mut report), Some(e)) => {
-            if !report.interrupted {
+        // The reading failed before any write: a plain error, and the sub map of an earlier
+        // run stays as it was.
+        (Written::Some { report, .. }, Some(e))
+            if !report.interrupted && wrote_nothing(&report) =>
+        {
+            return Err(e);
+        }
+        (
+            Written::Some {
+                mut report,
+                sub_map,
+            },
+            read_error,
+        ) => {
+            if let Some(e) = read_error
+                && !report.interrupted
+            {
                 report.input_error = Some(format!("{e:#}"));
             }
+            sub_map.commit()?;
             report
         }
     };
@@ -249,10 +269,27 @@ pub async fn run(
 }
 
 /// What the writing stage did: nothing (the reading failed, or an interruption came, before
-/// the first write), or some of the plan.
+/// the first write), or some of the plan, with the sub map written so far (not yet under its
+/// name).
 enum Written {
     Nothing(Report),
-    Some(Report),
+    Some { report: Report, sub_map: AtomicFile },
+}
+
+impl Written {
+    fn report(&self) -> &Report {
+        match self {
+            Written::Nothing(report) | Written::Some { report, .. } => report,
+        }
+    }
+}
+
+/// Whether a run sent no write at all (a failed user may have been half written).
+fn wrote_nothing(report: &Report) -> bool {
+    report.groups_created == 0
+        && report.created == 0
+        && report.users_updated == 0
+        && report.failed.is_empty()
 }
 
 /// The report of a restore interrupted before its first write.
@@ -363,10 +400,12 @@ async fn write(
         .expect("sub map lock")
         .flush()
         .context("writing the sub map")?;
-    sub_map_file.commit()?;
     let mut report = ctx.report.into_inner().expect("report lock");
     report.interrupted = was_interrupted;
-    Ok(Written::Some(report))
+    Ok(Written::Some {
+        report,
+        sub_map: sub_map_file,
+    })
 }
 
 /// The checks before anything is read from the pool's users: its settings, and every input

@@ -339,12 +339,13 @@ pub async fn decide<S: Steps>(
         "reading the target pool (about {} users) by listing",
         pool.estimated_users
     );
-    // Prefixes of at most about a join partition's users each: one prefix of the pool is
-    // held in memory at a time.
-    let prefixes = shard::refine(
-        &[String::new()],
-        (pool.estimated_users / 50_000) as usize + 16,
-    );
+    // Prefixes of at most a join partition's users each: one prefix of the pool is held in
+    // memory at a time.
+    let mut count = 16;
+    while pool.estimated_users / count > USERS_PER_PREFIX {
+        count *= 16;
+    }
+    let prefixes = shard::refine(&[String::new()], count as usize);
     let (tx, rx) = std::sync::mpsc::channel::<Listed>();
     let planner = {
         let mut planner = Planner {
@@ -360,14 +361,9 @@ pub async fn decide<S: Steps>(
             users: 0,
             steps,
         };
-        let (opts, ids, dir, prefixes) = (
-            opts.clone(),
-            ids.clone(),
-            dir.to_path_buf(),
-            prefixes.clone(),
-        );
+        let (opts, ids, prefixes) = (opts.clone(), ids.clone(), prefixes.clone());
         tokio::task::spawn_blocking(move || -> Result<(S, u64)> {
-            planner.spread_backup(&opts, &ids, &prefixes, &dir)?;
+            planner.spread_backup(&opts, &ids, &prefixes)?;
             while let Ok(listed) = rx.recv() {
                 planner.take(listed)?;
             }
@@ -375,21 +371,32 @@ pub async fn decide<S: Steps>(
         })
     };
     let mut groups = Some(groups);
+    let mut planner_stopped = false;
     let listed = backup::list_pool(cognito, &pool.id, &prefixes, dir, |listed| {
         if let Listed::Groups(names) = &listed
             && let Some(tx) = groups.take()
         {
             let _ = tx.send(names.iter().map(|g| g.name.clone()).collect());
         }
-        tx.send(listed)
-            .map_err(|_| anyhow!("the restore's planning stopped"))
+        tx.send(listed).map_err(|_| {
+            planner_stopped = true;
+            anyhow!("the restore's planning stopped")
+        })
     })
     .await;
     // The planner ends when the listing's sender is gone (early, if the listing failed).
     drop(tx);
-    listed?;
-    planner.await.context("planning the restore")?
+    let planned = planner.await.context("planning the restore")?;
+    match listed {
+        Ok(()) => planned,
+        // The planner's own error says why it stopped; otherwise the listing's says.
+        Err(_) if planner_stopped && planned.is_err() => planned,
+        Err(e) => Err(e),
+    }
 }
+
+/// The most users of the pool one listing prefix should hold (they are in memory together).
+const USERS_PER_PREFIX: u64 = 50_000;
 
 /// A pool user kept for the match by key, and whether a backup user with its `sub` took it.
 #[derive(Serialize, Deserialize)]
@@ -434,11 +441,10 @@ impl<S: Steps> Planner<S> {
         opts: &Options,
         ids: &Identities,
         prefixes: &[String],
-        dir: &Path,
     ) -> Result<()> {
         for _ in prefixes {
-            self.buckets
-                .push(Some(BufWriter::new(tempfile::tempfile_in(dir)?)));
+            let file = tempfile::tempfile_in(&self.dir)?;
+            self.buckets.push(Some(BufWriter::new(file)));
         }
         for path in &opts.inputs {
             for_each_record(path, ids, |_, user| {

@@ -43,7 +43,8 @@ pub struct Report {
     pub lost_federated_link: u64,
     pub failed: Vec<Failure>,
     pub interrupted: bool,
-    /// Reading the input stopped part way (a file changed after it was checked).
+    /// Reading stopped part way, after some users were restored: an input file changed after
+    /// it was checked, or the target pool could not be listed to the end.
     pub input_error: Option<String>,
     /// Calls Cognito throttled, and calls retried after throttling or a transient fault.
     pub throttled_calls: u64,
@@ -169,7 +170,7 @@ impl Report {
             s.push_str(&format!("    failed: {}: {}\n", f.username, f.reason));
         }
         if let Some(e) = &self.input_error {
-            s.push_str(&format!("  input stopped part way: {e}\n"));
+            s.push_str(&format!("  reading stopped part way: {e}\n"));
         }
         if self.interrupted {
             s.push_str(
