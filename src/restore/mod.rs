@@ -155,39 +155,16 @@ pub async fn run(
         rules,
         whole_steps: plan_first,
     };
-    let (groups_tx, groups_rx) = oneshot::channel();
     let (steps_tx, steps_rx) = mpsc::channel::<Step>(opts.concurrency * 2);
     let producer: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + '_>>;
     let groups_rx = if plan_first {
-        let decided = tokio::select! {
-            decided = plan::decide(cognito, reading, groups_tx, PlanFile::new(dir.path())?) => decided?,
+        let planned = tokio::select! {
+            planned = whole_plan(cognito, opts, reading, &pool, &inv, &mut report) => planned?,
             _ = &mut interrupted => return interrupted_before_writing(opts),
         };
-        let (plan, live_users) = decided;
-        tracing::debug!(users = live_users, "target pool read");
-        let live_groups = groups_rx.await.context("reading the pool's groups")?;
-        let creates = plan.creates;
-        let triggers = triggers_run(&pool, creates, opts.invitations.is_some());
-        let file = plan.into_file()?;
-        if opts.dry_run {
-            let new_groups = missing_groups(&inv, &live_groups);
-            report.groups_created = new_groups.len() as u64;
-            report.groups_already_present = (inv.groups.len() - new_groups.len()) as u64;
-            let names: Vec<&str> = new_groups.iter().map(|g| g.name.as_str()).collect();
-            dry_run(opts, file, &mut report, &names, &triggers)?;
-            write_report(opts, &report)?;
-            return Ok(report);
-        }
-        if !triggers.is_empty() {
-            bail!(
-                "pool {} has Lambda triggers that {} user creations would run: {}; they may \
-                 send messages, write elsewhere or reject users. Nothing was written. Pass \
-                 --allow-triggers to restore anyway",
-                opts.pool_id,
-                creates,
-                triggers.join(", ")
-            );
-        }
+        let Some((file, live_groups)) = planned else {
+            return Ok(report); // a dry run, printed
+        };
         producer = Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut steps = steps_tx;
@@ -200,6 +177,7 @@ pub async fn run(
         let _ = tx.send(live_groups);
         rx
     } else {
+        let (groups_tx, groups_rx) = oneshot::channel();
         producer = Box::pin(async move {
             let (_, live_users) = plan::decide(cognito, reading, groups_tx, steps_tx).await?;
             tracing::debug!(users = live_users, "target pool read");
@@ -266,6 +244,46 @@ pub async fn run(
     report.retried_calls = cognito.stats.retried.load(Ordering::Relaxed);
     write_report(opts, &report)?;
     Ok(report)
+}
+
+/// The whole plan, decided before the first write: printed for a dry run (`None`), refused if
+/// its creations would run Lambda triggers the operator has not allowed, or returned with the
+/// pool's group names to be carried out.
+async fn whole_plan(
+    cognito: &Cognito,
+    opts: &Options,
+    reading: plan::Reading<'_>,
+    pool: &PoolInfo,
+    inv: &checks::Inventory,
+    report: &mut Report,
+) -> Result<Option<(std::fs::File, BTreeSet<String>)>> {
+    let (groups_tx, groups_rx) = oneshot::channel();
+    let dir = reading.dir;
+    let (plan, live_users) = plan::decide(cognito, reading, groups_tx, PlanFile::new(dir)?).await?;
+    tracing::debug!(users = live_users, "target pool read");
+    let live_groups = groups_rx.await.context("reading the pool's groups")?;
+    let creates = plan.creates;
+    let triggers = triggers_run(pool, creates, opts.invitations.is_some());
+    let file = plan.into_file()?;
+    if opts.dry_run {
+        let new_groups = missing_groups(inv, &live_groups);
+        report.groups_created = new_groups.len() as u64;
+        report.groups_already_present = (inv.groups.len() - new_groups.len()) as u64;
+        let names: Vec<&str> = new_groups.iter().map(|g| g.name.as_str()).collect();
+        dry_run(opts, file, report, &names, &triggers)?;
+        write_report(opts, report)?;
+        return Ok(None);
+    }
+    if !triggers.is_empty() {
+        bail!(
+            "pool {} has Lambda triggers that {creates} user creations would run: {}; they may \
+             send messages, write elsewhere or reject users. Nothing was written. Pass \
+             --allow-triggers to restore anyway",
+            opts.pool_id,
+            triggers.join(", ")
+        );
+    }
+    Ok(Some((file, live_groups)))
 }
 
 /// What the writing stage did: nothing (the reading failed, or an interruption came, before
