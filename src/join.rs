@@ -65,11 +65,11 @@ impl<R: Serialize + DeserializeOwned> Join<R> {
     ) -> Result<()> {
         for (left, right) in self.left.into_iter().zip(self.right) {
             let mut theirs: HashMap<String, R> = HashMap::new();
-            read(right, |key, user| {
+            read_lines(right, |(key, user): (String, R)| {
                 theirs.insert(key, user);
                 Ok(())
             })?;
-            read(left, |key, user| {
+            read_lines(left, |(key, user): (String, UserRecord)| {
                 let other = theirs.remove(&key);
                 each(Some(user), other)
             })?;
@@ -93,15 +93,15 @@ fn push<T: Serialize>(files: &mut [BufWriter<File>], key: &str, user: &T) -> Res
     Ok(())
 }
 
-fn read<T: DeserializeOwned>(
+/// Reads back a temporary file of JSON lines written through `file`, one value a line.
+pub fn read_lines<T: DeserializeOwned>(
     file: BufWriter<File>,
-    mut each: impl FnMut(String, T) -> Result<()>,
+    mut each: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
     let mut file = file.into_inner().map_err(|e| e.into_error())?;
     file.seek(SeekFrom::Start(0))?;
     for line in BufReader::new(file).lines() {
-        let (key, user): (String, T) = serde_json::from_str(&line?)?;
-        each(key, user)?;
+        each(serde_json::from_str(&line?)?)?;
     }
     Ok(())
 }

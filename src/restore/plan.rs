@@ -18,11 +18,10 @@ use crate::backup_file::{EXTERNAL_PROVIDER, Identities, Spool, UserRecord, for_e
 use crate::cli::PasswordMode;
 use crate::cognito::{Cognito, PoolInfo};
 use crate::compare::UserDiff;
-use crate::join::Join;
+use crate::join::{Join, read_lines};
 use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -649,19 +648,6 @@ fn prefix_of(prefixes: &[String], sub: &str) -> Option<usize> {
         .partition_point(|p| p.as_str() <= sub)
         .checked_sub(1)?;
     sub.starts_with(&prefixes[i]).then_some(i)
-}
-
-/// Reads back a file of JSON lines written through `file`.
-fn read_lines<T: DeserializeOwned>(
-    file: BufWriter<File>,
-    mut each: impl FnMut(T) -> Result<()>,
-) -> Result<()> {
-    let mut file = file.into_inner().map_err(|e| e.into_error())?;
-    file.seek(SeekFrom::Start(0))?;
-    for line in BufReader::new(file).lines() {
-        each(serde_json::from_str(&line?)?)?;
-    }
-    Ok(())
 }
 
 /// The selected users, each looked up on its own: by `sub` first where people sign in with
