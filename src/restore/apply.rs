@@ -4,7 +4,10 @@
 //! client, or a retry whose first answer was lost) is looked up and planned again, never
 //! assumed to be the backup's user.
 
-use super::plan::{Action, Rules, Step, lookup_filter, plan_user, wants_permanent_password};
+use super::plan::{
+    Action, Rules, Step, find_by_key, lookup_filter, plan_user, wants_permanent_password,
+    with_groups,
+};
 use super::report::{Difference, Failure, Report};
 use crate::backup_file::UserRecord;
 use crate::cli::InvitationMedium;
@@ -154,23 +157,16 @@ impl Worker {
     /// The user exists after all: look it up (ListUsers, no per-user read) and do what the
     /// plan would have said.
     async fn replan_existing(&self, step: Step) -> Result<()> {
-        let filter = lookup_filter(&step.user, &self.pool)
-            .ok_or_else(|| anyhow!("the user exists, and its name cannot be looked up"))?;
-        let found = self.cognito.find_users(&self.pool.id, filter).await?;
-        let key = super::key(&step.user, &self.pool);
-        let Some(mut have) = found.into_iter().find(|u| super::key(u, &self.pool) == key) else {
+        if lookup_filter(&step.user, &self.pool).is_none() {
+            return Err(anyhow!("the user exists, and its name cannot be looked up"));
+        }
+        let Some(have) = find_by_key(&self.cognito, &self.pool, &step.user).await? else {
             return Err(anyhow!(
                 "Cognito says the user exists, but no user with this name is listed (an alias \
                  of another user?)"
             ));
         };
-        if step.user.groups.is_some() {
-            have.groups = Some(
-                self.cognito
-                    .groups_of_user(&self.pool.id, &have.username)
-                    .await?,
-            );
-        }
+        let have = with_groups(&self.cognito, &self.pool, &step.user, have).await?;
         let again = plan_user(step.user, Some(&have), &self.pool, self.rules);
         Box::pin(self.run_step(again)).await
     }

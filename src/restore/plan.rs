@@ -686,21 +686,13 @@ async fn look_up<S: Steps>(
                     .await?
                     .pop();
             }
-            if have.is_none()
-                && let Some(filter) = lookup_filter(&want, pool)
-            {
-                let k = key(&want, pool);
-                have = cognito
-                    .find_users(&pool.id, filter)
-                    .await?
-                    .into_iter()
-                    .find(|u| key(u, pool) == k);
+            if have.is_none() {
+                have = find_by_key(cognito, pool, &want).await?;
             }
-            if let Some(have) = &mut have
-                && want.groups.is_some()
-            {
-                have.groups = Some(cognito.groups_of_user(&pool.id, &have.username).await?);
-            }
+            let have = match have {
+                Some(have) => Some(with_groups(cognito, pool, &want, have).await?),
+                None => None,
+            };
             anyhow::Ok((want, have))
         })
         .buffer_unordered(opts.concurrency)
@@ -716,6 +708,38 @@ async fn look_up<S: Steps>(
     })
     .await
     .context("planning the restore")?
+}
+
+/// The pool's user with `want`'s key, by one filtered ListUsers; `None` if there is none or
+/// no filter can name it.
+pub async fn find_by_key(
+    cognito: &Cognito,
+    pool: &PoolInfo,
+    want: &UserRecord,
+) -> Result<Option<UserRecord>> {
+    let Some(filter) = lookup_filter(want, pool) else {
+        return Ok(None);
+    };
+    let k = key(want, pool);
+    Ok(cognito
+        .find_users(&pool.id, filter)
+        .await?
+        .into_iter()
+        .find(|u| key(u, pool) == k))
+}
+
+/// A pool user found by a lookup, with its groups (AdminListGroupsForUser) when the backup
+/// carries `want`'s groups.
+pub async fn with_groups(
+    cognito: &Cognito,
+    pool: &PoolInfo,
+    want: &UserRecord,
+    mut have: UserRecord,
+) -> Result<UserRecord> {
+    if want.groups.is_some() {
+        have.groups = Some(cognito.groups_of_user(&pool.id, &have.username).await?);
+    }
+    Ok(have)
 }
 
 /// The ListUsers filter that finds this user in the target, if one can be written.
