@@ -1,4 +1,5 @@
-"""Checks of tests/support/aws_layer.py against a real moto server.
+"""Checks of the AWS-like layer (tests/support/aws_layer.py, the package tests/support/layer/)
+against a real moto server.
 
 Run with `python3 -m unittest tests/support/test_aws_layer.py` (needs moto and boto3).
 One moto server is started for the module, with a pool of users created directly on it;
@@ -27,7 +28,7 @@ import botocore.exceptions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import aws_layer  # noqa: E402
+import layer  # noqa: E402  (the package tests/support/aws_layer.py runs)
 
 TARGET = "AWSCognitoIdentityProviderService."
 AUTH = ("AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/cognito-idp/aws4_request, "
@@ -344,7 +345,7 @@ class IndexTest(LayerTest):
         users = [{"Username": f"u{i}", "Attributes": [
             {"Name": "sub", "Value": str(uuid.UUID(int=rng.getrandbits(128), version=4))}],
             "Enabled": True, "UserStatus": "CONFIRMED"} for i in range(20_000)]
-        index = aws_layer.PoolIndex(users)
+        index = layer.PoolIndex(users)
         index.matching('sub ^= "00"')  # builds the sorted column once
         started, seen = time.perf_counter(), []
         for p in range(256):
@@ -579,7 +580,7 @@ class SettingsTest(LayerTest):
         self.assertNotIn("email", schema)
         self.assertNotIn("UsernameConfiguration",
                          client(moto_url).describe_user_pool(UserPoolId=new_pool())["UserPool"])
-        settings = aws_layer.PoolSettings(described)
+        settings = layer.PoolSettings(described)
         self.assertFalse(settings.case_sensitive)
         self.assertEqual(settings.alias_attributes, {"email", "phone_number"})
         self.assertTrue(settings.trigger("PreSignUp") and settings.trigger("CustomEmailSender"))
@@ -591,7 +592,7 @@ class SettingsTest(LayerTest):
         created = {"UsernameConfiguration": {"CaseSensitive": False},
                    "AliasAttributes": ["email"], "LambdaConfig": {"PreSignUp": LAMBDA + "pre"},
                    "Schema": STRICT_SCHEMA}
-        settings = aws_layer.PoolSettings({"Id": "us-east-1_x"}, created)
+        settings = layer.PoolSettings({"Id": "us-east-1_x"}, created)
         self.assertFalse(settings.case_sensitive)
         self.assertEqual(settings.alias_attributes, {"email"})
         self.assertTrue(settings.trigger("PreSignUp"))
@@ -986,7 +987,7 @@ class ProvisionedLimitTest(LayerTest):
             self.assertEqual(body, {"Limit": {
                 "LimitDefinition": {"LimitClass": "API_CATEGORY", "Attributes": {"Category": category}},
                 "ProvisionedLimitValue": 2 * free, "FreeLimitValue": free}})
-        for category in aws_layer.QUOTAS:
+        for category in layer.QUOTAS:
             self.assertEqual(self.limit(url, category)[0], 200)
         self.assert_aws_error(self.limit(url, "NoSuchCategory"), 400, "InvalidParameterException")
         self.assert_aws_error(self.limit(url, "UserList", "OTHER"), 400, "InvalidParameterException")
