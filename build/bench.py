@@ -24,17 +24,28 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
            and through one at twice them (`--quota-scale 2`, whose GetProvisionedLimit
            answers the raised rates), side by side: % of the raised ceiling (backup:
            2 × 1,800 users/s; restore: busiest category's calls / (2 × its quota)).
-  rerun    a --rerun-users pool seeded directly on moto with every user of a backup (of
-           another pool: the subs differ, as after a finished restore); `cbr backup` of it
+  rerun    a --rerun-users pool as it is in production (--shape; see below) is backed up;
+           the target is another pool holding the same users as a finished restore leaves
+           them (production_pool.as_restored: new subs, federated users absent, statuses as
+           restore sets them, new usernames in sign-in shapes). `cbr backup` of the target
            (the listing, the baseline), then `cbr restore` into it: AdminGetUser calls and
            writes (both should be 0), wall time against the listing's; with --cbr-baseline,
            that binary's restore as the "before" column.
-  rollback --damage-pct % of a --rollback-users pool damaged directly on moto after its
-           backup, then `cbr restore --update-existing`: writes sent against writes needed
-           (per operation), wall time against the busiest category's ceiling, messages
-           Cognito would have sent (none expected), and `cbr verify` afterwards (exit 0);
-           with --cbr-baseline, that binary's rollback of the same damage first.
+  rollback --damage-pct % of a --rollback-users pool as it is in production (--shape)
+           damaged directly on moto after its backup, users of every status cbr writes
+           (federated users are left alone: no restore can write them), then
+           `cbr restore --update-existing`: writes sent against writes needed (per
+           operation), wall time against the busiest category's ceiling, messages Cognito
+           would have sent (none expected), and `cbr verify` afterwards (exit 0); with
+           --cbr-baseline, that binary's rollback of the same damage first.
   all      every scenario, one after the other, on the same moto and layers.
+
+The rerun and rollback pools are written straight into moto's backend by
+tests/support/moto_server.py (`POST /_test/production-pool`, tests/support/production_pool.py):
+every status at once (UNCONFIRMED, RESET_REQUIRED, COMPROMISED, EXTERNAL_PROVIDER and linked
+users, which moto's admin API cannot make), disabled users, 30 groups, names in many scripts
+and emoji, values at the schema's limits, in one of the pool shapes (`--shape`, default
+case_insensitive: usernames, the console's default pool).
 
 `--only aws-cli` (or any subset of run names) checks parts without a `cbr` binary.
 """
@@ -46,32 +57,36 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = os.path.join(ROOT, "tests", "support", "aws_layer.py")
+MOTO_SERVER = os.path.join(ROOT, "tests", "support", "moto_server.py")
+PRODUCTION_POOL = os.path.join(ROOT, "tests", "support", "production_pool.py")
 REGION = "us-east-1"
 CEILING_USERS_PER_S = 30 * 60  # ListUsers quota × page size
 SMALL_POOL = 1_000
 
 
-def load_layer_module():
-    """tests/support/aws_layer.py as a module, for its quota table (standard library only)."""
-    spec = importlib.util.spec_from_file_location("aws_layer", LAYER)
+def load_module(name, path):
+    """A module of tests/support (standard library only at import)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 # Cognito's quota categories, as the layer enforces them: category -> (requests/s, ops).
-QUOTAS = load_layer_module().QUOTAS
+QUOTAS = load_module("aws_layer", LAYER).QUOTAS
+# Pools as they are in production: SHAPES, as_restored, sign_in_attribute.
+PRODUCTION = load_module("production_pool", PRODUCTION_POOL)
 CATEGORY_OF = {op: cat for cat, (_, ops) in QUOTAS.items() for op in ops}
 
 
@@ -93,12 +108,6 @@ def child_env(tmp):
 
 # ---------------------------------------------------------------------------------------
 # Services: moto, the layer, pools
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def post(url, op, body, timeout=300):
     """One raw AWS JSON call (dummy signature: moto reads the region from it)."""
@@ -126,21 +135,17 @@ class Environment:
         return self
 
     def _start(self):
-        port = free_port()
-        self.moto_url = f"http://127.0.0.1:{port}"
+        # tests/support/moto_server.py: moto plus POST /_test/production-pool; it serves
+        # until its standard input closes.
         with open(os.path.join(self.tmp, "moto.log"), "w") as moto_log:
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=subprocess.DEVNULL, stderr=moto_log))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                post(self.moto_url, "ListUserPools", {"MaxResults": 1}, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.procs[0].poll() is not None:
-                    raise SystemExit("bench: moto did not start (see moto.log)")
-                time.sleep(0.1)
+            moto = subprocess.Popen([sys.executable, MOTO_SERVER], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=moto_log, text=True)
+        self.procs.append(moto)
+        line = moto.stdout.readline()
+        if not line.startswith("LISTENING "):
+            raise SystemExit("bench: moto did not start (see moto.log)")
+        self.moto_url = "http://" + line.split()[1]
+        post(self.moto_url, "ListUserPools", {"MaxResults": 1}, timeout=10)
         self.layer_options = ["--latency-ms", str(self.args.latency_ms), "--quotas",
                               "--index-listings"]
         self.url = self.start_layer()
@@ -167,6 +172,8 @@ class Environment:
 
     def __exit__(self, *exc):
         for proc in reversed(self.procs):
+            if proc.stdin:
+                proc.stdin.close()
             proc.terminate()
             try:
                 proc.wait(10)
@@ -341,6 +348,60 @@ def pool_state(client, pool_id):
                         group["GroupName"])
     return {name: (enabled, status, frozenset(groups))
             for name, (enabled, status, groups) in users.items()}
+
+
+def expected_state(users):
+    """pool_state()'s answer for a pool holding exactly `users` (records with Groups)."""
+    return {u["Username"]: (u["Enabled"], u["UserStatus"], frozenset(u.get("Groups") or []))
+            for u in users}
+
+
+def kind_of(user):
+    """The user's status, or "CONFIRMED (linked)" for a native user linked to a provider."""
+    linked = any(a["Name"] == "identities" for a in user["Attributes"])
+    return "CONFIRMED (linked)" if linked and user["UserStatus"] == "CONFIRMED" \
+        else user["UserStatus"]
+
+
+def seed_production_pool(moto_url, name, shape, n_users=0, seed=0, users=None):
+    """POST /_test/production-pool to tests/support/moto_server.py: a pool of `shape` with
+    production_users(shape, n_users, seed), or with `users`, written straight into moto's
+    backend. Returns (pool id, the users as seeded, with their Groups)."""
+    body = {"shape": shape, "count": n_users, "seed": seed, "name": name, "region": REGION}
+    if users is not None:
+        body["users"] = users
+    req = urllib.request.Request(moto_url + "/_test/production-pool",
+                                 data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=900) as resp:
+            answer = json.load(resp)
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"bench: seeding {name} failed: HTTP {e.code}: "
+                         f"{e.read().decode(errors='replace')}") from None
+    return answer["pool_id"], answer["users"]
+
+
+def populate_production(moto_url, name, n_users, seed, shape, users=None):
+    """A pool as it is in production (tests/support/production_pool.py): every status,
+    federated and linked users, disabled ones, 30 groups, names in many scripts. Checked
+    with pool_state() against what was seeded. Returns (pool id, users, pool_state())."""
+    started = time.monotonic()
+    pool_id, users = seed_production_pool(moto_url, name, shape, n_users, seed, users)
+    seeded_s = time.monotonic() - started
+    state = pool_state(moto_client(moto_url), pool_id)
+    if state != expected_state(users):
+        raise SystemExit(f"bench: pool {name} does not hold the users it was given")
+    kinds = {}
+    for u in users:
+        kinds[kind_of(u)] = kinds.get(kind_of(u), 0) + 1
+    log(f"pool {name} ({pool_id}, {shape}): {len(users):,} users ("
+        + ", ".join(f"{n:,} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        + f"), {sum(not u['Enabled'] for u in users):,} disabled, "
+        f"{sum(not u['Groups'] for u in users):,} in no group, "
+        f"{sum(len(u['Groups']) for u in users):,} memberships; seeded in {seeded_s:.1f} s, "
+        f"checked in {time.monotonic() - started - seeded_s:.1f} s")
+    return pool_id, users, state
 
 
 # ---------------------------------------------------------------------------------------
@@ -950,16 +1011,19 @@ class RerunScenario(Scenario):
         return runs
 
     def prepare(self, runs):
-        """The backup comes from one pool; the target is another pool seeded directly on moto
-        with the same users (same generator and seed), so its users match the backup but
-        have their own subs, as after a finished restore."""
-        n = self.args.rerun_users
+        """The backup comes from a pool as it is in production; the target is another pool,
+        seeded directly on moto with the same users as a finished restore leaves them
+        (production_pool.as_restored: new subs, federated users absent, CONFIRMED /
+        RESET_REQUIRED / COMPROMISED users CONFIRMED, the others FORCE_CHANGE_PASSWORD, no
+        `identities`, new usernames in sign-in shapes; groups as they were)."""
+        n, shape = self.args.rerun_users, self.args.shape
         self.client = moto_client(self.env.moto_url)
-        source, _ = populate_restore_source(self.env.moto_url, f"bench-rerun-source-{n}", n,
-                                            seed=4)
+        source, users, _ = populate_production(self.env.moto_url, f"bench-rerun-source-{n}",
+                                               n, 4, shape)
         self.backup = backup_directly(self, source, os.path.join(self.tmp, "source"))
-        self.target, self.state = populate_restore_source(
-            self.env.moto_url, f"bench-rerun-target-{n}", n, seed=4)
+        self.target, _, self.state = populate_production(
+            self.env.moto_url, f"bench-rerun-target-{n}", n, 4, shape,
+            users=PRODUCTION.as_restored(shape, users, seed=4))
         self.env.warm(self.target)
 
     def argv(self, run, out):
@@ -974,8 +1038,9 @@ class RerunScenario(Scenario):
     def check(self, run, out, stdout_path):
         if run.name == "rerun-list":
             records, _ = count_users(out, "cbr")
-            if records != run.pool_size:
-                raise ValueError(f"{records} records in the listing, the pool has {run.pool_size}")
+            if records != len(self.state):  # the target lacks the backup's federated users
+                raise ValueError(f"{records} records in the listing, the pool has "
+                                 f"{len(self.state)}")
             return records
         result = self.current
         report = read_report(os.path.join(self.tmp, f"{run.name}.report.json"))
@@ -1002,9 +1067,11 @@ class RerunScenario(Scenario):
 
     def headline(self):
         n = self.args.rerun_users
+        listed = len(self.state) if self.state else n
         return (f"scenario rerun: latency {self.args.latency_ms:g} ms per request, quotas on; "
-                f"a {n:,}-user pool that already holds every user of the backup; listing it at "
-                f"the quota takes at least {n / CEILING_USERS_PER_S:.2f} s (users / 1,800); "
+                f"a {n:,}-user {self.args.shape} pool as it is in production, backed up, and "
+                "a pool holding its users as a finished restore leaves them; listing that at "
+                f"the quota takes at least {listed / CEILING_USERS_PER_S:.2f} s (users / 1,800); "
                 "target: no AdminGetUser, no write, within 1.3 × the listing's wall time")
 
     def table(self, results):
@@ -1048,21 +1115,30 @@ class RerunScenario(Scenario):
                 doc.update(times_listing=round(r.wall_s / listing.wall_s, 2),
                            target_met=self.verdict(r, listing))
             runs.append(doc)
-        return {"scenario": self.name, "users": self.args.rerun_users, "runs": runs}
+        return {"scenario": self.name, "users": self.args.rerun_users,
+                "shape": self.args.shape, "target_users": len(self.state or {}), "runs": runs}
 
 
 class RollbackScenario(Scenario):
-    """Put back 5 % of a pool damaged behind its back: changed, added and removed attributes,
-    a changed email, users disabled and enabled, memberships removed and added, users
-    deleted. `cbr restore --update-existing` should send exactly the calls that undo it,
-    about as fast as the busiest category allows, and `cbr verify` should then find the pool
-    as the backup has it."""
+    """Put back 5 % of a pool as it is in production, damaged behind its back: changed, added
+    and removed attributes, a changed email, users disabled and enabled, memberships removed
+    and added, users deleted; users of every status cbr writes (UNCONFIRMED, CONFIRMED,
+    linked, FORCE_CHANGE_PASSWORD, RESET_REQUIRED, COMPROMISED). Federated users are never
+    damaged: cbr never writes them (nobody can create them, and their attributes come from
+    their provider), so no rollback could undo it. `cbr restore --update-existing` should
+    send exactly the calls that undo the damage, about as fast as the busiest category
+    allows, and `cbr verify` should then find the pool as the backup has it (a deleted user
+    comes back with a new sub and the status restore sets, which is restored, not damage)."""
 
     name = "rollback"
     # Share of the damaged users per kind of damage (they add up to 1).
     KINDS = [("attr-change", 0.20), ("attr-delete", 0.08), ("attr-add", 0.08), ("email", 0.04),
              ("disable", 0.20), ("enable", 0.10), ("unjoin", 0.16), ("join", 0.10),
              ("delete", 0.04)]
+    # Statuses whose users restore confirms with a random permanent password (the default
+    # --password-mode): one AdminSetUserPassword after AdminCreateUser.
+    CONFIRMED_ON_RESTORE = ("CONFIRMED", "RESET_REQUIRED", "COMPROMISED")
+    JOIN_GROUP = "editors"  # one of production_pool.DEFAULT_GROUPS
 
     def __init__(self, args):
         super().__init__(args)
@@ -1070,8 +1146,10 @@ class RollbackScenario(Scenario):
         self.pool = None
         self.state = None
         self.backup = None
+        self.want = {}  # key -> the user as seeded (and backed up)
         self.expected = {}  # op -> calls needed to undo the damage
-        self.damage = {}  # kind -> usernames
+        self.damage = {}  # kind -> keys of the damaged users
+        self.damage_by_status = {}  # status (or "CONFIRMED (linked)") -> damaged users
 
     def runs(self):
         n = self.args.rollback_users
@@ -1092,11 +1170,19 @@ class RollbackScenario(Scenario):
         self.rolled_back = True
         return super().execute(run)
 
+    def key(self, user):
+        """Who a user is across a rollback: the email or phone number people sign in with
+        (a restored user gets a new generated username there), else the username."""
+        sign_in = PRODUCTION.sign_in_attribute(self.args.shape)
+        attrs = {a["Name"]: a["Value"] for a in user["Attributes"]}
+        return (attrs.get(sign_in) if sign_in else None) or user["Username"]
+
     def prepare(self, runs):
         n = self.args.rollback_users
         self.client = moto_client(self.env.moto_url)
-        self.pool, self.state = populate_restore_source(self.env.moto_url,
-                                                        f"bench-rollback-{n}", n, seed=5)
+        self.pool, users, self.state = populate_production(
+            self.env.moto_url, f"bench-rollback-{n}", n, 5, self.args.shape)
+        self.want = {self.key(u): u for u in users}
         self.backup = backup_directly(self, self.pool, os.path.join(self.tmp, "source"))
         code, tail = self.verify()
         if code != 0:
@@ -1112,24 +1198,26 @@ class RollbackScenario(Scenario):
 
     def damage_pool(self):
         """Damage the pool directly on moto and work out the calls that undo it."""
-        users = {}
+        current = {}  # key -> the username the pool has for that user now
         for page in self.client.get_paginator("list_users").paginate(UserPoolId=self.pool):
             for u in page["Users"]:
-                users[u["Username"]] = {a["Name"]: a["Value"] for a in u["Attributes"]}
+                current[self.key(u)] = u["Username"]
         rng = random.Random(6)
-        names = sorted(users)
-        rng.shuffle(names)
-        total = round(len(names) * self.args.damage_pct / 100)
+        keys = sorted(k for k in current if k in self.want)
+        rng.shuffle(keys)
+        writable = [k for k in keys if self.want[k]["UserStatus"] != "EXTERNAL_PROVIDER"]
+        total = round(len(keys) * self.args.damage_pct / 100)
         taken = set()
 
+        def attrs(k):
+            return {a["Name"]: a["Value"] for a in self.want[k]["Attributes"]}
+
         def pick(kind, count, fits):
-            chosen = [u for u in names if u not in taken and fits(u)][:count]
+            chosen = [k for k in writable if k not in taken and fits(k)][:count]
             taken.update(chosen)
             self.damage[kind] = chosen
             return chosen
 
-        enabled = {u for u, (on, _, _) in self.state.items() if on}
-        groups = {u: g for u, (_, _, g) in self.state.items()}
         counts = {kind: round(total * share) for kind, share in self.KINDS}
         counts["delete"] = max(1, counts["delete"])  # a few users deleted, at least one
         counts["attr-change"] = total - sum(n for k, n in counts.items() if k != "attr-change")
@@ -1139,49 +1227,55 @@ class RollbackScenario(Scenario):
             expected[op] = expected.get(op, 0) + k
 
         ops = []
-        for u in pick("attr-change", counts["attr-change"], lambda u: True):
-            ops.append(("update", u, [{"Name": "custom:tenant", "Value": "tenant-damaged"}]))
+        for k in pick("attr-change", counts["attr-change"], lambda k: "custom:tier" in attrs(k)):
+            ops.append(("update", k, [{"Name": "custom:tier", "Value": "tier-damaged"}]))
             expect("AdminUpdateUserAttributes")
-        for u in pick("attr-delete", counts["attr-delete"], lambda u: "given_name" in users[u]):
-            ops.append(("delete-attrs", u, ["given_name"]))
+        for k in pick("attr-delete", counts["attr-delete"], lambda k: "given_name" in attrs(k)):
+            ops.append(("delete-attrs", k, ["given_name"]))
             expect("AdminUpdateUserAttributes")
-        for u in pick("attr-add", counts["attr-add"], lambda u: "nickname" not in users[u]):
-            ops.append(("update", u, [{"Name": "nickname", "Value": "damaged"}]))
+        for k in pick("attr-add", counts["attr-add"], lambda k: "nickname" not in attrs(k)):
+            ops.append(("update", k, [{"Name": "nickname", "Value": "damaged"}]))
             expect("AdminDeleteUserAttributes")
-        for u in pick("email", counts["email"],
-                      lambda u: users[u].get("email_verified") == "true"):
+        for n, k in enumerate(pick("email", counts["email"],
+                                   lambda k: attrs(k).get("email_verified") == "true")):
             # moto keeps email_verified as it was; the rollback must send the backup's email
             # with email_verified=true, or Cognito would send a verification code.
-            ops.append(("update", u, [{"Name": "email", "Value": f"damaged.{u}@example.net"}]))
+            ops.append(("update", k, [{"Name": "email", "Value": f"damaged.{n}@example.net"}]))
             expect("AdminUpdateUserAttributes")
-        for u in pick("disable", counts["disable"], lambda u: u in enabled):
-            ops.append(("disable", u, None))
+        for k in pick("disable", counts["disable"], lambda k: self.want[k]["Enabled"]):
+            ops.append(("disable", k, None))
             expect("AdminEnableUser")
-        for u in pick("enable", counts["enable"], lambda u: u not in enabled):
-            ops.append(("enable", u, None))
+        for k in pick("enable", counts["enable"], lambda k: not self.want[k]["Enabled"]):
+            ops.append(("enable", k, None))
             expect("AdminDisableUser")
-        for u in pick("unjoin", counts["unjoin"], lambda u: groups[u]):
-            ops.append(("unjoin", u, sorted(groups[u])[0]))
+        for k in pick("unjoin", counts["unjoin"], lambda k: self.want[k]["Groups"]):
+            ops.append(("unjoin", k, sorted(self.want[k]["Groups"])[0]))
             expect("AdminAddUserToGroup")
-        for u in pick("join", counts["join"], lambda u: "editors" not in groups[u]):
-            ops.append(("join", u, "editors"))
+        for k in pick("join", counts["join"],
+                      lambda k: self.JOIN_GROUP not in self.want[k]["Groups"]):
+            ops.append(("join", k, self.JOIN_GROUP))
             expect("AdminRemoveUserFromGroup")
-        for u in pick("delete", counts["delete"], lambda u: True):
-            ops.append(("delete", u, None))
-            on, status, member_of = self.state[u]
+        for k in pick("delete", counts["delete"], lambda k: True):
+            ops.append(("delete", k, None))
+            want = self.want[k]
             expect("AdminCreateUser")
-            if status == "CONFIRMED":
+            if want["UserStatus"] in self.CONFIRMED_ON_RESTORE:
                 expect("AdminSetUserPassword")  # --password-mode permanent (the default)
-            if not on:
+            if not want["Enabled"]:
                 expect("AdminDisableUser")
-            if member_of:
-                expect("AdminAddUserToGroup", len(member_of))
+            if want["Groups"]:
+                expect("AdminAddUserToGroup", len(want["Groups"]))
         self.expected = expected
+        self.damage_by_status = {}
+        for k in taken:
+            kind = kind_of(self.want[k])
+            self.damage_by_status[kind] = self.damage_by_status.get(kind, 0) + 1
 
         c, pool = self.client, self.pool
 
         def apply(op):
-            kind, u, arg = op
+            kind, k, arg = op
+            u = current[k]
             if kind == "update":
                 c.admin_update_user_attributes(UserPoolId=pool, Username=u, UserAttributes=arg)
             elif kind == "delete-attrs":
@@ -1199,11 +1293,16 @@ class RollbackScenario(Scenario):
 
         with ThreadPoolExecutor(16) as executor:
             list(executor.map(apply, ops))
-        log(f"damaged {len(taken):,} of {len(names):,} users of {pool}: " + ", ".join(
+        log(f"damaged {len(taken):,} of {len(keys):,} users of {pool}: " + ", ".join(
             f"{k} {len(v)}" for k, v in self.damage.items()))
+        log("  by status: " + ", ".join(f"{k} {n}" for k, n in sorted(
+            self.damage_by_status.items(), key=lambda kv: -kv[1])))
         short = [k for k, n in counts.items() if len(self.damage[k]) < n]
         if short:
             log(f"  (fewer users than planned fit {short}: the pool is too small)")
+        missing = {kind_of(self.want[k]) for k in writable} - set(self.damage_by_status)
+        if missing:
+            log(f"  (no damaged user of {sorted(missing)}: the pool is too small)")
 
     def verify(self):
         """`cbr verify` of the pool against the backup, through the layer; its exit code and
@@ -1256,8 +1355,8 @@ class RollbackScenario(Scenario):
 
     def headline(self):
         return (f"scenario rollback: latency {self.args.latency_ms:g} ms per request, quotas on; "
-                f"{self.args.damage_pct:g} % of a {self.args.rollback_users:,}-user pool damaged "
-                "directly on moto, then `cbr restore --update-existing` and `cbr verify`; "
+                f"{self.args.damage_pct:g} % of a {self.args.rollback_users:,}-user "
+                f"{self.args.shape} pool as it is in production damaged directly on moto, then `cbr restore --update-existing` and `cbr verify`; "
                 "target: calls sent = calls needed, wall time within 1.3 × the busiest "
                 "category's calls / its quota")
 
@@ -1283,7 +1382,9 @@ class RollbackScenario(Scenario):
             blocks.append("writes needed to undo the damage, and sent:\n\n" + format_table(
                 ["operation", "expected", "sent", ""], rows, ["<", ">", ">", "<"]))
         damage = ", ".join(f"{k} {len(v):,}" for k, v in self.damage.items())
-        return "\n\n".join(blocks) + f"\n\ndamage: {damage}"
+        by_status = ", ".join(f"{k} {n:,}" for k, n in sorted(self.damage_by_status.items(),
+                                                             key=lambda kv: -kv[1]))
+        return "\n\n".join(blocks) + f"\n\ndamage: {damage}\ndamaged users by status: {by_status}"
 
     def to_json(self, results):
         runs = []
@@ -1294,7 +1395,9 @@ class RollbackScenario(Scenario):
                        target_met=r.ok and self.verdict(r), **{k: v for k, v in r.extra.items()})
             runs.append(doc)
         return {"scenario": self.name, "users": self.args.rollback_users,
+                "shape": self.args.shape,
                 "damage": {k: len(v) for k, v in self.damage.items()},
+                "damage_by_status": self.damage_by_status,
                 "expected": self.expected, "runs": runs}
 
 
@@ -1358,6 +1461,9 @@ def main():
                    help="users in the pool a finished restore is rerun into (rerun)")
     p.add_argument("--rollback-users", type=int, default=10_000,
                    help="users in the pool that is damaged and rolled back (rollback)")
+    p.add_argument("--shape", choices=list(PRODUCTION.SHAPES), default="case_insensitive",
+                   help="the pool shape of the rerun and rollback pools (see "
+                        "tests/support/production_pool.py; default: %(default)s)")
     p.add_argument("--damage-pct", type=float, default=5,
                    help="%% of the rollback pool's users damaged (default: %(default)s)")
     p.add_argument("--cbr-baseline", metavar="PATH",

@@ -107,6 +107,7 @@ async fn write(
         pool_name: pool.name.clone(),
         region: region.to_string(),
         username_attributes: pool.username_attributes.clone(),
+        case_sensitive: Some(pool.case_sensitive),
         shard: args.shard.map(|s| s.to_string()),
         user_count: written.count,
         started_at,

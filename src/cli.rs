@@ -264,7 +264,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
 
-    /// Write the old sub → new sub map here as JSON lines (default: <input>.sub-map.jsonl)
+    /// The target pool's old sub → new sub map, as JSON lines: read as proof of who is who,
+    /// then kept and added to (default: <input>.sub-map.<pool id>.jsonl)
     #[arg(long, value_name = "FILE")]
     pub sub_map: Option<PathBuf>,
 

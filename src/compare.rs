@@ -5,8 +5,14 @@
 //!
 //! `sub` is never compared (a restored user has a new one), nor are the attributes nobody can
 //! write (`identities`, `cognito:*`), nor dates.
+//!
+//! It also owns who is who: the [`Identity`] key by which restore, verify and diff pair a
+//! backup's user with a pool's (the pool's own notion of identity), and what a restore makes of
+//! a user's status ([`restored_statuses`]), so that every command sees a restored pool as
+//! restored.
 
-use crate::backup_file::UserRecord;
+use crate::backup_file::{EXTERNAL_PROVIDER, Manifest, UserRecord};
+use crate::cognito::PoolInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -14,6 +20,132 @@ use std::collections::BTreeMap;
 /// federated link (`identities`) only by AdminLinkProviderForUser, `cognito:*` are internal.
 pub fn is_writable(name: &str) -> bool {
     name != "sub" && name != "identities" && !name.starts_with("cognito:")
+}
+
+/// How a pool tells its users apart: by username, case-folded where the pool does not tell
+/// `Alice` from `alice`, or, where people sign in with an email or phone number instead, by
+/// the first of those the user has (case-folded likewise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username_attributes: Vec<String>,
+    pub case_sensitive: bool,
+}
+
+impl Default for Identity {
+    /// A pool of usernames that tells `Alice` from `alice`: the literal username.
+    fn default() -> Identity {
+        Identity {
+            username_attributes: vec![],
+            case_sensitive: true,
+        }
+    }
+}
+
+impl Identity {
+    pub fn of(pool: &PoolInfo) -> Identity {
+        Identity {
+            username_attributes: pool.username_attributes.clone(),
+            case_sensitive: pool.case_sensitive,
+        }
+    }
+
+    /// How the pool a backup was taken from told its users apart (by the literal username when
+    /// an older build's manifest does not say).
+    pub fn of_backup(manifest: &Manifest) -> Identity {
+        Identity {
+            username_attributes: manifest.username_attributes.clone(),
+            case_sensitive: manifest.case_sensitive.unwrap_or(true),
+        }
+    }
+
+    /// The user's key in such a pool; `None` for a user who has none (no email in an email
+    /// sign-in pool: a federated user, or one the pool could not hold).
+    pub fn key(&self, user: &UserRecord) -> Option<String> {
+        let raw = if self.username_attributes.is_empty() {
+            Some(user.username.as_str())
+        } else {
+            self.username_attributes
+                .iter()
+                .find_map(|a| user.attribute(a))
+        }?;
+        Some(if self.case_sensitive {
+            raw.to_string()
+        } else {
+            raw.to_lowercase()
+        })
+    }
+
+    /// How reports name the user: the email or phone number people sign in with (the
+    /// username is a generated ID there), else the username, as written.
+    pub fn name(&self, user: &UserRecord) -> String {
+        self.username_attributes
+            .iter()
+            .find_map(|a| user.attribute(a))
+            .unwrap_or(&user.username)
+            .to_string()
+    }
+
+    /// A key for every user: one without a key is known by its username, which never equals
+    /// another user's key.
+    pub fn key_or_name(&self, user: &UserRecord) -> String {
+        self.key(user)
+            .unwrap_or_else(|| format!("\0{}", user.username))
+    }
+}
+
+/// The statuses a restore leaves a backup user in, in either password mode: CONFIRMED with a
+/// random password or FORCE_CHANGE_PASSWORD with a temporary one for users who could sign in
+/// (CONFIRMED, RESET_REQUIRED, COMPROMISED); FORCE_CHANGE_PASSWORD for the others, since the
+/// admin API creates no UNCONFIRMED user. Federated users are not created at all.
+pub fn restored_statuses(status: &str) -> &'static [&'static str] {
+    match status {
+        "CONFIRMED" | "RESET_REQUIRED" | "COMPROMISED" => &["CONFIRMED", "FORCE_CHANGE_PASSWORD"],
+        "UNCONFIRMED" | "FORCE_CHANGE_PASSWORD" => &["FORCE_CHANGE_PASSWORD"],
+        _ => &[],
+    }
+}
+
+/// How two sides are compared: literally (a backup with the pool it was taken from, or two
+/// backups), or with a pool a restore made, where what restore itself chose (new subs, the
+/// statuses it maps, federated users who come back on their next sign-in) is not a difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    Literal,
+    AsRestored,
+}
+
+/// How one pair of users compares: the fields that differ as the comparison counts them, and
+/// what a restore chose that is not counted.
+#[derive(Debug, Default, PartialEq)]
+pub struct Judged {
+    pub fields: Vec<String>,
+    /// The pool's user has another `sub`: a restore made it (after a restore only).
+    pub new_sub: bool,
+    /// Its status is one a restore sets, not the backup's (after a restore only).
+    pub status_as_restored: bool,
+}
+
+impl Comparison {
+    /// `want` (the backup's) compared with `have` (the pool's, or a newer backup's). After a
+    /// restore, a user with the backup's own `sub` was never restored and is compared
+    /// literally; one with a new `sub` is compared with what the restore made of it.
+    pub fn judge(self, want: &UserRecord, have: &UserRecord) -> Judged {
+        let new_sub = self == Comparison::AsRestored && want.sub() != have.sub();
+        let comparison = if new_sub { self } else { Comparison::Literal };
+        let (diff, status_as_restored) = UserDiff::between(want, have).counted(comparison);
+        Judged {
+            fields: diff.fields(),
+            new_sub,
+            status_as_restored,
+        }
+    }
+
+    /// Whether a backup user missing from the pool is no difference: after a restore, a
+    /// federated user, who comes back on their next sign-in.
+    pub fn missing_is_expected(self, want: &UserRecord) -> bool {
+        self == Comparison::AsRestored && want.status() == EXTERNAL_PROVIDER
+    }
 }
 
 /// What differs between a wanted user (`want`, from a backup) and the user as it is (`have`).
@@ -78,6 +210,23 @@ impl UserDiff {
 
     pub fn is_empty(&self) -> bool {
         *self == UserDiff::default()
+    }
+
+    /// Whether the status differs only as a restore leaves it (see [`restored_statuses`]).
+    pub fn status_as_restored(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|(have, want)| restored_statuses(want).contains(&have.as_str()))
+    }
+
+    /// The difference as `comparison` counts it: with [`Comparison::AsRestored`], a status a
+    /// restore leaves is dropped (and `true` says one was).
+    pub fn counted(mut self, comparison: Comparison) -> (UserDiff, bool) {
+        let mapped = comparison == Comparison::AsRestored && self.status_as_restored();
+        if mapped {
+            self.status = None;
+        }
+        (self, mapped)
     }
 
     /// Whether the attributes are the same (whatever the state and groups).
@@ -183,6 +332,89 @@ mod tests {
             ]
         );
         assert!(!d.same_attributes());
+    }
+
+    #[test]
+    fn keys_follow_the_pools_notion_of_identity() {
+        let mut id = Identity::default();
+        let user: UserRecord = serde_json::from_str(
+            r#"{"Username":"Alice","Attributes":[{"Name":"email","Value":"Alice@X.org"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(id.key(&user).unwrap(), "Alice");
+        id.case_sensitive = false;
+        assert_eq!(id.key(&user).unwrap(), "alice");
+        id.username_attributes = vec!["phone_number".into(), "email".into()];
+        assert_eq!(id.key(&user).unwrap(), "alice@x.org");
+        let federated: UserRecord =
+            serde_json::from_str(r#"{"Username":"Google_1","Attributes":[]}"#).unwrap();
+        assert_eq!(id.key(&federated), None);
+        assert_eq!(id.key_or_name(&federated), "\0Google_1");
+    }
+
+    #[test]
+    fn a_status_restore_chose_is_no_difference_after_a_restore_only() {
+        for (backup, pool, mapped) in [
+            ("UNCONFIRMED", "FORCE_CHANGE_PASSWORD", true),
+            ("RESET_REQUIRED", "CONFIRMED", true),
+            ("RESET_REQUIRED", "FORCE_CHANGE_PASSWORD", true),
+            ("COMPROMISED", "CONFIRMED", true),
+            ("CONFIRMED", "FORCE_CHANGE_PASSWORD", true),
+            ("UNCONFIRMED", "CONFIRMED", false),
+            ("FORCE_CHANGE_PASSWORD", "CONFIRMED", false),
+            ("CONFIRMED", "RESET_REQUIRED", false),
+        ] {
+            let mut want = user("a", &[]);
+            want.user_status = Some(backup.into());
+            let mut have = user("a", &[]);
+            have.user_status = Some(pool.into());
+            let diff = UserDiff::between(&want, &have);
+            assert_eq!(diff.status_as_restored(), mapped, "{backup} -> {pool}");
+            let (literal, _) = diff.clone().counted(Comparison::Literal);
+            assert_eq!(literal.fields(), ["status"]);
+            let (restored, was_mapped) = diff.counted(Comparison::AsRestored);
+            assert_eq!(restored.is_empty(), mapped, "{backup} -> {pool}");
+            assert_eq!(was_mapped, mapped);
+        }
+    }
+
+    #[test]
+    fn after_a_restore_only_restored_users_are_judged_as_restored() {
+        let mut want = user("a", &[("sub", "old"), ("email", "a@x.org")]);
+        want.user_status = Some("RESET_REQUIRED".into());
+        let mut restored = user("a", &[("sub", "new"), ("email", "a@x.org")]);
+        restored.user_status = Some("CONFIRMED".into());
+        let judged = Comparison::AsRestored.judge(&want, &restored);
+        assert_eq!(
+            judged,
+            Judged {
+                fields: vec![],
+                new_sub: true,
+                status_as_restored: true
+            }
+        );
+        assert_eq!(
+            Comparison::Literal.judge(&want, &restored).fields,
+            ["status"]
+        );
+        // The original user, who reset their password since the backup: a change.
+        let mut original = restored.clone();
+        original.attributes[0].value = Some("old".into());
+        assert_eq!(
+            Comparison::AsRestored.judge(&want, &original).fields,
+            ["status"]
+        );
+        // Attributes are never excused.
+        restored.attributes[1].value = Some("b@x.org".into());
+        assert_eq!(
+            Comparison::AsRestored.judge(&want, &restored).fields,
+            ["attribute:email"]
+        );
+        let mut federated = want.clone();
+        federated.user_status = Some(EXTERNAL_PROVIDER.into());
+        assert!(Comparison::AsRestored.missing_is_expected(&federated));
+        assert!(!Comparison::Literal.missing_is_expected(&federated));
+        assert!(!Comparison::AsRestored.missing_is_expected(&want));
     }
 
     #[test]

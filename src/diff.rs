@@ -1,13 +1,16 @@
 //! `cbr diff`: what changed between two backups, or between a backup and a live pool, user by
 //! user, in the vocabulary restore's plan uses (`compare`): users only on one side, and for
 //! users on both, the fields that differ (`attribute:email`, `enabled`, `status`, `groups`).
-//! Never attribute values. Users are matched by username, or in pools where people sign in
-//! with email or phone, by that attribute; memory does not grow with the pool (`join`).
+//! Never attribute values. Users are matched as the pool tells them apart (`compare::Identity`:
+//! the username, case-folded in a case-insensitive pool, or the email or phone number people
+//! sign in with); memory does not grow with the pool (`join`). Two backups, or a backup and the
+//! pool it was taken from, are compared literally; a backup and a pool a restore made, as
+//! restored (`compare::Comparison`).
 
 use crate::backup;
-use crate::backup_file::{Identities, Manifest, UserRecord, for_each_record};
+use crate::backup_file::{Identities, Manifest, for_each_record};
 use crate::cognito::Cognito;
-use crate::compare::UserDiff;
+use crate::compare::{Comparison, Identity};
 use crate::join::Join;
 use crate::location::Location;
 use crate::shard;
@@ -24,16 +27,23 @@ pub enum Other<'a> {
     },
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct DiffReport {
     pub a: String,
     pub b: String,
+    /// `literal`, or `as_restored` when the second side is a pool a restore made.
+    pub comparison: Comparison,
     pub users_in_a: u64,
     pub users_in_b: u64,
     pub same: u64,
     pub only_in_a: Vec<String>,
     pub only_in_b: Vec<String>,
     pub different: Vec<UserChange>,
+    /// After a restore, not differences: users with a new `sub`, those of them in a status
+    /// restore sets, and federated users missing from the pool.
+    pub restored_with_new_sub: u64,
+    pub status_as_restored: u64,
+    pub federated_not_restored: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,7 +58,15 @@ impl DiffReport {
     }
 
     pub fn text(&self) -> String {
-        let mut s = format!(
+        let mut s = match self.comparison {
+            Comparison::Literal => format!("compared literally: {} with {}\n", self.a, self.b),
+            Comparison::AsRestored => format!(
+                "compared as restored: {} was restored from {} (new subs, the statuses \
+                 restore sets and federated users are not differences)\n",
+                self.b, self.a
+            ),
+        };
+        s.push_str(&format!(
             "{} ({} users) and {} ({} users): {} the same, {} only in the first, {} only in \
              the second, {} different\n",
             self.a,
@@ -59,7 +77,14 @@ impl DiffReport {
             self.only_in_a.len(),
             self.only_in_b.len(),
             self.different.len()
-        );
+        ));
+        if self.comparison == Comparison::AsRestored {
+            s.push_str(&format!(
+                "  as restored: {} users with a new sub, {} of them in a status restore sets; \
+                 {} federated users come back on their next sign-in\n",
+                self.restored_with_new_sub, self.status_as_restored, self.federated_not_restored
+            ));
+        }
         for u in &self.only_in_a {
             s.push_str(&format!("  only in the first: {u}\n"));
         }
@@ -82,66 +107,80 @@ impl DiffReport {
     }
 }
 
-/// From the backup's manifest, if it has one: the attribute users are matched by (the
-/// sign-in attribute of its pool) and about how many users there are.
-fn from_manifest(path: &Location) -> Result<(Option<String>, u64)> {
+/// The backup's manifest, if it has one.
+fn manifest_of(path: &Location) -> Result<Option<Manifest>> {
     let manifest = shard::manifest_path(path);
     if !manifest.exists() {
-        return Ok((None, 0));
+        return Ok(None);
     }
-    let m = Manifest::read(&manifest)?;
-    Ok((m.username_attributes.first().cloned(), m.user_count))
-}
-
-fn key(user: &UserRecord, sign_in: Option<&str>) -> String {
-    sign_in
-        .and_then(|a| user.attribute(a))
-        .map_or_else(|| user.username.clone(), str::to_string)
+    Manifest::read(&manifest).map(Some)
 }
 
 /// Compares the backup `a` with `b`.
 pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffReport> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let (sign_in, expected) = from_manifest(a)?;
-    let (b_path, b_name) = match b {
+    let manifest = manifest_of(a)?;
+    let expected = manifest.as_ref().map_or(0, |m| m.user_count);
+    let (b_path, b_name, identity, comparison) = match b {
         Other::Backup(path) => {
             let name = path.display().to_string();
-            (path, name)
+            let identity = manifest
+                .as_ref()
+                .map(Identity::of_backup)
+                .unwrap_or_default();
+            (path, name, identity, Comparison::Literal)
         }
         Other::Pool {
             cognito,
             region,
             pool_id,
         } => {
+            let identity = Identity::of(&cognito.describe_pool(&pool_id).await?);
+            let comparison = crate::verify::comparison_with(&pool_id, a, manifest.as_slice());
             let snap = backup::read_pool(cognito, region, &pool_id, dir.path(), false).await?;
-            (snap.data, format!("pool {pool_id}"))
+            (snap.data, format!("pool {pool_id}"), identity, comparison)
         }
     };
     let mut report = DiffReport {
         a: a.display().to_string(),
         b: b_name,
-        ..DiffReport::default()
+        comparison,
+        users_in_a: 0,
+        users_in_b: 0,
+        same: 0,
+        only_in_a: vec![],
+        only_in_b: vec![],
+        different: vec![],
+        restored_with_new_sub: 0,
+        status_as_restored: 0,
+        federated_not_restored: 0,
     };
     let mut join = Join::new(dir.path(), expected)?;
-    let sign_in = sign_in.as_deref();
-    report.users_in_a = for_each_record(a, ids, |_, u| join.push_left(&key(&u, sign_in), &u))?;
-    report.users_in_b =
-        for_each_record(&b_path, ids, |_, u| join.push_right(&key(&u, sign_in), &u))?;
+    report.users_in_a =
+        for_each_record(a, ids, |_, u| join.push_left(&identity.key_or_name(&u), &u))?;
+    report.users_in_b = for_each_record(&b_path, ids, |_, u| {
+        join.push_right(&identity.key_or_name(&u), &u)
+    })?;
     join.run(|a, b| {
         match (a, b) {
             (Some(a), Some(b)) => {
-                let fields = UserDiff::between(&a, &b).fields();
-                if fields.is_empty() {
+                let judged = comparison.judge(&a, &b);
+                report.restored_with_new_sub += u64::from(judged.new_sub);
+                report.status_as_restored += u64::from(judged.status_as_restored);
+                if judged.fields.is_empty() {
                     report.same += 1;
                 } else {
                     report.different.push(UserChange {
-                        username: key(&a, sign_in),
-                        fields,
+                        username: identity.name(&a),
+                        fields: judged.fields,
                     });
                 }
             }
-            (Some(a), None) => report.only_in_a.push(key(&a, sign_in)),
-            (None, Some(b)) => report.only_in_b.push(key(&b, sign_in)),
+            (Some(a), None) if comparison.missing_is_expected(&a) => {
+                report.federated_not_restored += 1;
+            }
+            (Some(a), None) => report.only_in_a.push(identity.name(&a)),
+            (None, Some(b)) => report.only_in_b.push(identity.name(&b)),
             (None, None) => {}
         }
         Ok(())

@@ -13,9 +13,10 @@ use crate::backup_file::{
 };
 use crate::cli::{BackupArgs, VerifyArgs};
 use crate::cognito::Cognito;
-use crate::compare::UserDiff;
+use crate::compare::{Comparison, Identity};
 use crate::join::Join;
 use crate::location::Location;
+use crate::restore::sub_map;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -59,15 +60,23 @@ pub struct NotCompared {
     pub why: String,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct PoolComparison {
     pub pool_id: String,
+    /// `literal` with the pool the backup was taken from; `as_restored` with a pool a restore
+    /// made (another pool, or one with a sub map beside the backup).
+    pub comparison: Comparison,
     pub users_in_pool: u64,
     pub users_in_backup: u64,
     pub matching: u64,
     pub missing_from_pool: u64,
     pub extra_in_pool: u64,
     pub different: u64,
+    /// After a restore, not differences: matching users with a new `sub`, those of them in a
+    /// status restore sets, and federated users who come back on their next sign-in.
+    pub restored_with_new_sub: u64,
+    pub status_as_restored: u64,
+    pub federated_not_restored: u64,
     pub groups_missing_from_pool: Vec<String>,
     /// Groups in the pool whose description, precedence or role differ from the backup's.
     pub groups_different: u64,
@@ -139,6 +148,17 @@ impl VerifyReport {
             s.push_str(&format!("groups file {}\n", g.display()));
         }
         if let Some(p) = &self.pool {
+            s.push_str(&match p.comparison {
+                Comparison::Literal => format!(
+                    "compared literally: {} is the pool the backup was taken from\n",
+                    p.pool_id
+                ),
+                Comparison::AsRestored => format!(
+                    "compared as restored: {} was restored from the backup (new subs, the \
+                     statuses restore sets and federated users are not differences)\n",
+                    p.pool_id
+                ),
+            });
             s.push_str(&format!(
                 "pool {}: {} users in the pool, {} in the backup: {} match, {} missing from the \
                  pool, {} only in the pool, {} different\n",
@@ -150,6 +170,13 @@ impl VerifyReport {
                 p.extra_in_pool,
                 p.different
             ));
+            if p.comparison == Comparison::AsRestored {
+                s.push_str(&format!(
+                    "  as restored: {} users with a new sub, {} of them in a status restore \
+                     sets; {} federated users come back on their next sign-in\n",
+                    p.restored_with_new_sub, p.status_as_restored, p.federated_not_restored
+                ));
+            }
             for u in &p.examples_missing {
                 s.push_str(&format!("  missing from the pool: {u}\n"));
             }
@@ -335,12 +362,17 @@ fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Option<Ma
     Ok((check, Some(manifest)))
 }
 
-/// Users are matched by username, or in pools where people sign in with email or phone (whose
-/// usernames are generated), by that attribute.
-fn key(user: &UserRecord, sign_in: Option<&str>) -> String {
-    sign_in
-        .and_then(|a| user.attribute(a))
-        .map_or_else(|| user.username.clone(), str::to_string)
+/// How a backup compares with `pool_id`: as restored if the backup was taken from another
+/// pool (by its manifests) or a restore into this pool left its sub map beside the backup;
+/// literally otherwise.
+pub fn comparison_with(pool_id: &str, input: &Location, manifests: &[Manifest]) -> Comparison {
+    let from_elsewhere = manifests.iter().any(|m| m.pool_id != pool_id);
+    let restored_here = sub_map::default_path(input, pool_id).exists();
+    if from_elsewhere || restored_here {
+        Comparison::AsRestored
+    } else {
+        Comparison::Literal
+    }
 }
 
 /// The settings of a group that differ between the backup and the pool. An empty description
@@ -384,11 +416,9 @@ async fn compare_with_pool(
         [Some(s)] => Some(*s),
         _ => None,
     };
-    let sign_in = manifests
-        .iter()
-        .flat_map(|m| m.username_attributes.first())
-        .next()
-        .cloned();
+    // Who is who, as the pool tells its users apart; and whether a restore made the pool.
+    let identity = Identity::of(&cognito.describe_pool(pool_id).await?);
+    let comparison = comparison_with(pool_id, &args.inputs[0], manifests);
 
     let dir = tempfile::tempdir()?;
     let live_args = BackupArgs {
@@ -410,16 +440,30 @@ async fn compare_with_pool(
                 .sub()
                 .is_some_and(|sub| shards.iter().flatten().any(|s| s.contains_sub(sub)))
     };
-    let sign_in = sign_in.as_deref();
     let mut join = Join::new(dir.path(), summary.users)?;
     let mut cmp = PoolComparison {
         pool_id: pool_id.to_string(),
-        ..Default::default()
+        comparison,
+        users_in_pool: 0,
+        users_in_backup: 0,
+        matching: 0,
+        missing_from_pool: 0,
+        extra_in_pool: 0,
+        different: 0,
+        restored_with_new_sub: 0,
+        status_as_restored: 0,
+        federated_not_restored: 0,
+        groups_missing_from_pool: vec![],
+        groups_different: 0,
+        examples_missing: vec![],
+        examples_extra: vec![],
+        examples_different: vec![],
+        examples_groups_different: vec![],
     };
     for_each_record(&summary.data, &Identities::default(), |_, user| {
         if in_scope(&user) {
             cmp.users_in_pool += 1;
-            join.push_right(&key(&user, sign_in), &user)?;
+            join.push_right(&identity.key_or_name(&user), &user)?;
         }
         Ok(())
     })?;
@@ -435,11 +479,14 @@ async fn compare_with_pool(
             cmp.users_in_backup += 1;
             wanted_groups.extend(user.groups().iter().cloned());
             without_memberships += u64::from(user.groups.is_none());
-            join.push_left(&key(&user, sign_in), &user)
+            join.push_left(&identity.key_or_name(&user), &user)
         })?;
     }
     join.run(|was, now| {
         match (was, now) {
+            (Some(was), None) if comparison.missing_is_expected(&was) => {
+                cmp.federated_not_restored += 1;
+            }
             (Some(was), None) => {
                 cmp.missing_from_pool += 1;
                 if cmp.examples_missing.len() < EXAMPLES {
@@ -449,26 +496,28 @@ async fn compare_with_pool(
                         ""
                     };
                     cmp.examples_missing
-                        .push(format!("{}{note}", key(&was, sign_in)));
+                        .push(format!("{}{note}", identity.name(&was)));
                 }
             }
             (None, Some(now)) => {
                 cmp.extra_in_pool += 1;
                 if cmp.examples_extra.len() < EXAMPLES {
-                    cmp.examples_extra.push(key(&now, sign_in));
+                    cmp.examples_extra.push(identity.name(&now));
                 }
             }
             (Some(was), Some(now)) => {
                 // A file without memberships says nothing about them (see not_compared).
-                let fields = UserDiff::between(&was, &now).fields();
-                if fields.is_empty() {
+                let judged = comparison.judge(&was, &now);
+                cmp.restored_with_new_sub += u64::from(judged.new_sub);
+                cmp.status_as_restored += u64::from(judged.status_as_restored);
+                if judged.fields.is_empty() {
                     cmp.matching += 1;
                 } else {
                     cmp.different += 1;
                     if cmp.examples_different.len() < EXAMPLES {
                         cmp.examples_different.push(Difference {
-                            user: key(&was, sign_in),
-                            fields,
+                            user: identity.name(&was),
+                            fields: judged.fields,
                         });
                     }
                 }
@@ -536,6 +585,7 @@ async fn compare_with_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::UserDiff;
 
     fn group(
         description: Option<&str>,

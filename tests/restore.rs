@@ -103,7 +103,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     assert_eq!(g.role_arn(), Some("arn:aws:iam::123456789012:role/admins"));
 
     // The sub map pairs each user's old and new sub.
-    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
     let (old, new) = (subs(&c, &source).await, subs(&c, &target).await);
     assert_eq!(map.len(), 80);
     for (username, (old_sub, new_sub)) in &map {
@@ -134,7 +134,10 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     assert_eq!(again["groups_already_present"], 2);
     assert_eq!(again["confirmed_with_random_password"], 0);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    assert_eq!(sub_map(&dir.path().join("backup.sub-map.jsonl")), map);
+    assert_eq!(
+        sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl"))),
+        map
+    );
 }
 
 /// What moto accepts but Cognito rejects, checked on the wire: no `sub` or `identities`, and
@@ -461,7 +464,7 @@ async fn sharded_backup_restores_in_one_run_and_duplicates_are_refused() {
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
     assert_eq!(
-        sub_map(&dir.path().join("backup-1.sub-map.jsonl")).len(),
+        sub_map(&dir.path().join(format!("backup-1.sub-map.{target}.jsonl"))).len(),
         60
     );
 
@@ -538,7 +541,7 @@ async fn email_sign_in_pools_restore_by_email() {
         .collect();
     got.sort();
     assert_eq!(got, emails);
-    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
     assert_eq!(map.len(), 10);
     let new: BTreeSet<String> = subs(&c, &target).await.into_values().collect();
     assert!(map.values().all(|(_, n)| new.contains(n)));
@@ -629,7 +632,7 @@ async fn restore_through_faults_completes_exactly_once() {
         "{stats}"
     );
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    let map = sub_map(&dir.path().join("backup.sub-map.jsonl"));
+    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
     assert_eq!(map.len(), 60);
 }
 

@@ -139,7 +139,8 @@ async fn another_person_with_the_same_username_is_never_touched() {
     let after = snapshot(&c, &target).await;
     let dana_after = after.iter().find(|s| s.username == "dana").unwrap();
     assert_eq!(dana_after, &before[0], "the other dana is unchanged");
-    let map = std::fs::read_to_string(dir.path().join("b.sub-map.jsonl")).unwrap();
+    let map =
+        std::fs::read_to_string(dir.path().join(format!("b.sub-map.{target}.jsonl"))).unwrap();
     assert!(!map.contains("\"dana\""), "{map}");
     assert!(map.contains("\"erin\""), "{map}");
 }
@@ -457,7 +458,8 @@ async fn the_sub_map_carries_new_usernames_in_email_pools() {
     let dir = tempfile::tempdir().unwrap();
     assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
     assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
-    let map = std::fs::read_to_string(dir.path().join("backup.sub-map.jsonl")).unwrap();
+    let map =
+        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     let target_names = users_in(&c, &target).await;
     let mut mapped: Vec<String> = map
         .lines()

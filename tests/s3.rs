@@ -135,7 +135,10 @@ async fn backup_to_s3_then_restore_and_verify_from_s3() {
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
     // The sub map is a local file, named after the object, in the current directory.
-    assert_eq!(files_in(dir.path()), ["backup.sub-map.jsonl"]);
+    assert_eq!(
+        files_in(dir.path()),
+        [format!("backup.sub-map.{target}.jsonl")]
+    );
 
     let out = cbr_s3(moto(), dir.path(), &["verify", "--in", &url, "-p", &target]);
     assert_ok(&out);

@@ -331,14 +331,16 @@ async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
     assert!(created > 0 && created < 60, "{report}");
     let restored = snapshot(&c, &target).await.len() as u64;
     assert_eq!(restored, created, "every user taken was finished");
-    let map = std::fs::read_to_string(dir.path().join("backup.sub-map.jsonl")).unwrap();
+    let map =
+        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     assert_eq!(map.lines().count() as u64, created);
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
 
     // Run again: the rest comes back, the sub map is complete.
     assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
-    let map = std::fs::read_to_string(dir.path().join("backup.sub-map.jsonl")).unwrap();
+    let map =
+        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     assert_eq!(map.lines().count(), 60);
 }
 
@@ -362,7 +364,8 @@ async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
 
     assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
-    let map = std::fs::read_to_string(dir.path().join("backup.sub-map.jsonl")).unwrap();
+    let map =
+        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     let users: std::collections::BTreeSet<String> = map
         .lines()
         .map(|l| {

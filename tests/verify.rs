@@ -208,7 +208,8 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
         &["restore", "-p", &pool, "-i", users_arg],
     ));
 
-    let (_, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    assert_eq!(code, Some(0), "a complete restore verifies: {report:#}");
     assert_eq!(
         report["groups_files"],
         serde_json::json!([groups.to_str().unwrap()]),
@@ -218,19 +219,16 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
     assert_eq!(p["users_in_backup"], 8);
     assert_eq!(p["missing_from_pool"], 0, "{report:#}");
     assert_eq!(p["extra_in_pool"], 0, "{report:#}");
-    // UNCONFIRMED users come back FORCE_CHANGE_PASSWORD; nothing else differs.
-    let unconfirmed: Vec<String> = read_backup(&users)
+    // UNCONFIRMED users come back FORCE_CHANGE_PASSWORD: as restored, not a difference.
+    let unconfirmed = read_backup(&users)
         .iter()
         .filter(|r| r["UserStatus"] == "UNCONFIRMED")
-        .map(|r| r["Username"].as_str().unwrap().to_string())
-        .collect();
-    assert!(!unconfirmed.is_empty());
-    let different = p["examples_different"].as_array().unwrap();
-    assert_eq!(different.len(), unconfirmed.len(), "{report:#}");
-    for d in different {
-        assert!(unconfirmed.iter().any(|u| d["user"] == *u), "{d}");
-        assert_eq!(d["fields"], serde_json::json!(["status"]), "{d}");
-    }
+        .count();
+    assert!(unconfirmed > 0);
+    assert_eq!(p["comparison"], "as_restored", "{report:#}");
+    assert_eq!(p["different"], 0, "{report:#}");
+    assert_eq!(p["status_as_restored"], unconfirmed, "{report:#}");
+    assert_eq!(p["restored_with_new_sub"], 8, "{report:#}");
     // Restore read the groups file: every group has its settings, `auditors` included.
     assert_eq!(p["groups_different"], 0, "{report:#}");
     assert_eq!(
@@ -249,7 +247,8 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
         .send()
         .await
         .unwrap();
-    let (_, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    assert_eq!(code, Some(3), "{report:#}");
     assert_eq!(
         report["pool"]["examples_groups_different"],
         serde_json::json!([{"group": "admins", "fields": ["description", "precedence"]}]),
@@ -283,7 +282,8 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
     assert_eq!(report["not_compared"], serde_json::json!([]), "{report:#}");
     // Without the groups file, the settings of the groups named in the users' lists cannot be
     // compared, and verify says so.
-    let (_, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    assert_eq!(code, Some(0), "a complete restore verifies: {report:#}");
     assert_eq!(
         report["not_compared"][0]["what"], "group settings",
         "{report:#}"
@@ -306,7 +306,12 @@ async fn go_original_and_npm_files_round_trip() {
             dir.path(),
             &["restore", "-p", &pool, "-i", file_arg],
         ));
-        let (_, report) = verify_json(dir.path(), &["-i", file_arg, "-p", &pool]);
+        let (code, report) = verify_json(dir.path(), &["-i", file_arg, "-p", &pool]);
+        assert_eq!(
+            code,
+            Some(0),
+            "{name}: a complete restore verifies: {report:#}"
+        );
         let records = read_backup(&file);
         let federated = records
             .iter()
@@ -316,17 +321,21 @@ async fn go_original_and_npm_files_round_trip() {
             .iter()
             .filter(|r| r["UserStatus"] == "UNCONFIRMED")
             .count();
+        // What restore cannot carry is reported on its own, not as differences.
         let p = &report["pool"];
+        assert_eq!(p["comparison"], "as_restored", "{name}: {report:#}");
         assert_eq!(p["users_in_backup"], records.len(), "{name}: {report:#}");
-        assert_eq!(p["missing_from_pool"], federated, "{name}: {report:#}");
+        assert_eq!(p["missing_from_pool"], 0, "{name}: {report:#}");
+        assert_eq!(p["federated_not_restored"], federated, "{name}: {report:#}");
         assert_eq!(p["extra_in_pool"], 0, "{name}: {report:#}");
-        assert_eq!(p["different"], status_changes, "{name}: {report:#}");
-        for d in p["examples_different"].as_array().unwrap() {
-            assert_eq!(d["fields"], serde_json::json!(["status"]), "{name}: {d}");
-        }
+        assert_eq!(p["different"], 0, "{name}: {report:#}");
+        assert_eq!(
+            p["status_as_restored"], status_changes,
+            "{name}: {report:#}"
+        );
         assert_eq!(
             p["matching"],
-            records.len() - federated - status_changes,
+            records.len() - federated,
             "{name}: {report:#}"
         );
         assert_eq!(

@@ -20,6 +20,10 @@ pub struct Manifest {
     /// usernames are then generated IDs.
     #[serde(default)]
     pub username_attributes: Vec<String>,
+    /// Whether the pool told `Alice` from `alice` (absent in backups of older builds: then
+    /// usernames are compared as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_sensitive: Option<bool>,
     /// `"k/n"` for a sharded backup, `null` for the whole pool.
     pub shard: Option<String>,
     pub user_count: u64,

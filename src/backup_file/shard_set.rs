@@ -87,6 +87,7 @@ mod tests {
             pool_name: "p".into(),
             region: "r".into(),
             username_attributes: vec![],
+            case_sensitive: None,
             shard: shard.map(str::to_string),
             user_count: 0,
             started_at: String::new(),

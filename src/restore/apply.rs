@@ -17,8 +17,6 @@ use crate::progress::Progress;
 use anyhow::{Context, Result, anyhow};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
-use std::io::Write;
 use std::sync::Mutex;
 
 /// Everything the workers share.
@@ -28,20 +26,8 @@ pub struct Worker {
     pub rules: Rules,
     pub invitations: Option<InvitationMedium>,
     pub report: Mutex<Report>,
-    pub sub_map: Mutex<std::io::BufWriter<std::fs::File>>,
+    pub sub_map: Mutex<super::sub_map::Writer>,
     pub progress: Progress,
-}
-
-/// One line of the sub map.
-#[derive(Serialize)]
-struct SubMapLine<'a> {
-    username: &'a str,
-    old_sub: Option<&'a str>,
-    new_sub: Option<&'a str>,
-    /// The user's username in the target, where it differs from the backup's (pools that sign
-    /// in with email or phone generate a new one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    new_username: Option<&'a str>,
 }
 
 impl Worker {
@@ -139,7 +125,7 @@ impl Worker {
             groups: Some(vec![]),
             ..user.clone()
         };
-        let finish = plan_user(user.clone(), Some(&fresh), &self.pool, self.rules);
+        let finish = plan_user(user.clone(), Some(&fresh), &self.pool, &self.rules);
         let todo = Step {
             pool_username: Some(new_username.clone()),
             ..finish
@@ -167,7 +153,7 @@ impl Worker {
             ));
         };
         let have = with_groups(&self.cognito, &self.pool, &step.user, have).await?;
-        let again = plan_user(step.user, Some(&have), &self.pool, self.rules);
+        let again = plan_user(step.user, Some(&have), &self.pool, &self.rules);
         Box::pin(self.run_step(again)).await
     }
 
@@ -257,14 +243,12 @@ impl Worker {
         new_sub: Option<&str>,
         new_username: Option<&str>,
     ) -> Result<()> {
-        let line = serde_json::to_string(&SubMapLine {
-            username: &user.username,
-            old_sub: user.sub(),
+        self.sub_map.lock().expect("sub map lock").add(
+            &self.rules.sub_map,
+            user,
             new_sub,
-            new_username: new_username.filter(|n| *n != user.username),
-        })?;
-        writeln!(self.sub_map.lock().expect("sub map lock"), "{line}")
-            .context("writing the sub map")
+            new_username,
+        )
     }
 }
 

@@ -4,13 +4,13 @@
 //! schema and its constraints. Every problem is collected, so the operator sees all of them
 //! at once, and nothing is written while there is one.
 
-use super::{Options, key};
+use super::Options;
 use crate::backup_file::{
     EXTERNAL_PROVIDER, FORMAT_VERSION, GroupRecord, Identities, Manifest, UserRecord,
     for_each_record, sha256_file,
 };
 use crate::cognito::PoolInfo;
-use crate::compare::is_writable;
+use crate::compare::{Identity, is_writable};
 use crate::location::Location;
 use crate::shard;
 use anyhow::{Result, bail};
@@ -89,6 +89,7 @@ impl Collisions {
 /// collected in [`Inventory::problems`].
 pub fn inventory(opts: &Options, ids: &Identities, pool: &PoolInfo) -> Result<Inventory> {
     let mut inv = Inventory::default();
+    let identity = Identity::of(pool);
     let mut usernames = Collisions::new();
     let mut keys = Collisions::new();
     let mut aliases = Collisions::new();
@@ -137,7 +138,7 @@ pub fn inventory(opts: &Options, ids: &Identities, pool: &PoolInfo) -> Result<In
             if user.sub() == Some(user.username.as_str()) {
                 usernames_are_subs += 1;
             }
-            match key(&user, pool) {
+            match identity.key(&user) {
                 Some(k) => {
                     keys.add(&k);
                 }
@@ -199,7 +200,7 @@ pub fn inventory(opts: &Options, ids: &Identities, pool: &PoolInfo) -> Result<In
         for path in &opts.inputs {
             for_each_record(path, ids, |_, user| {
                 if opts.selection.selects(&user) && user.status() != EXTERNAL_PROVIDER {
-                    if let Some(k) = key(&user, pool) {
+                    if let Some(k) = identity.key(&user) {
                         keys.name(&k, &user.username);
                     }
                     for alias in alias_values(&user, pool) {

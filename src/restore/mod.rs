@@ -12,18 +12,16 @@ mod apply;
 mod checks;
 pub mod plan;
 pub mod report;
+pub mod sub_map;
 
 pub use report::Report;
 
-use crate::backup_file::{
-    GroupRecord, Identities, UserRecord, read_groups_files, writer::AtomicFile,
-};
+use crate::backup_file::{GroupRecord, Identities, read_groups_files};
 use crate::cli::{InvitationMedium, OutputFormat, PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, PoolInfo};
 use crate::location::Location;
 use crate::progress::Progress;
 use crate::selection::Selection;
-use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
 use plan::{Action, PlanFile, Rules, Step, Steps};
 use std::collections::BTreeSet;
@@ -85,7 +83,7 @@ impl Options {
             sub_map: args
                 .sub_map
                 .clone()
-                .unwrap_or_else(|| default_sub_map(&args.inputs[0])),
+                .unwrap_or_else(|| sub_map::default_path(&args.inputs[0], &args.pool_id)),
             report: args.report.clone(),
             concurrency: args.concurrency as usize,
             progress: progress && !args.no_progress,
@@ -97,24 +95,6 @@ impl Options {
     }
 }
 
-/// The key that identifies a user in `pool`: its username (case-folded where the pool does
-/// not tell `Alice` from `alice`), or in a pool where people sign in with email or phone, the
-/// first of those the user has.
-pub fn key(user: &UserRecord, pool: &PoolInfo) -> Option<String> {
-    let raw = if pool.username_attributes.is_empty() {
-        Some(user.username.as_str())
-    } else {
-        pool.username_attributes
-            .iter()
-            .find_map(|a| user.attribute(a))
-    }?;
-    Some(if pool.case_sensitive {
-        raw.to_string()
-    } else {
-        raw.to_lowercase()
-    })
-}
-
 pub async fn run(
     cognito: &Cognito,
     opts: &Options,
@@ -122,7 +102,7 @@ pub async fn run(
     interrupted: impl std::future::Future<Output = ()>,
 ) -> Result<Report> {
     tokio::pin!(interrupted);
-    let (pool, inv) = tokio::select! {
+    let (pool, inv, known) = tokio::select! {
         checked = check(cognito, opts, &ids) => checked?,
         _ = &mut interrupted => return interrupted_before_writing(opts),
     };
@@ -141,6 +121,7 @@ pub async fn run(
     let rules = Rules {
         update_existing: opts.update_existing,
         password_mode: opts.password_mode,
+        sub_map: Arc::new(known),
     };
     // The whole plan comes before any write when it is to be shown, or when the pool has
     // triggers that only the plan's creations (if any) would run.
@@ -152,7 +133,7 @@ pub async fn run(
         ids: &ids,
         selected: inv.users,
         dir: dir.path(),
-        rules,
+        rules: rules.clone(),
         whole_steps: plan_first,
     };
     let (steps_tx, steps_rx) = mpsc::channel::<Step>(opts.concurrency * 2);
@@ -191,6 +172,7 @@ pub async fn run(
         cognito,
         opts,
         &pool,
+        rules,
         report,
         &inv,
         groups_rx,
@@ -291,7 +273,10 @@ async fn whole_plan(
 /// name).
 enum Written {
     Nothing(Report),
-    Some { report: Report, sub_map: AtomicFile },
+    Some {
+        report: Report,
+        sub_map: sub_map::Writer,
+    },
 }
 
 impl Written {
@@ -338,6 +323,7 @@ async fn write(
     cognito: &Cognito,
     opts: &Options,
     pool: &PoolInfo,
+    rules: Rules,
     mut report: Report,
     inv: &checks::Inventory,
     live_groups: oneshot::Receiver<BTreeSet<String>>,
@@ -369,18 +355,15 @@ async fn write(
         }
     }
 
-    let sub_map_file = AtomicFile::create(&opts.sub_map)?;
+    let sub_map = sub_map::Writer::create(&opts.sub_map, &opts.pool_id)?;
     report.sub_map = Some(opts.sub_map.clone());
     let ctx = Arc::new(apply::Worker {
         cognito: cognito.clone(),
         pool: pool.clone(),
-        rules: Rules {
-            update_existing: opts.update_existing,
-            password_mode: opts.password_mode,
-        },
+        rules,
         invitations: opts.invitations,
         report: Mutex::new(report),
-        sub_map: Mutex::new(std::io::BufWriter::new(sub_map_file.reopen()?)),
+        sub_map: Mutex::new(sub_map),
         progress: Progress::start("restored", Some(inv.users - inv.federated), opts.progress),
     });
     let steps = Arc::new(tokio::sync::Mutex::new(steps));
@@ -413,26 +396,21 @@ async fn write(
     ctx.progress.finish();
 
     let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
-    ctx.sub_map
-        .into_inner()
-        .expect("sub map lock")
-        .flush()
-        .context("writing the sub map")?;
     let mut report = ctx.report.into_inner().expect("report lock");
     report.interrupted = was_interrupted;
     Ok(Written::Some {
         report,
-        sub_map: sub_map_file,
+        sub_map: ctx.sub_map.into_inner().expect("sub map lock"),
     })
 }
 
 /// The checks before anything is read from the pool's users: its settings, and every input
-/// file against them, all problems at once.
+/// file against them, all problems at once; and the sub map of earlier restores into the pool.
 async fn check(
     cognito: &Cognito,
     opts: &Options,
     ids: &Identities,
-) -> Result<(PoolInfo, checks::Inventory)> {
+) -> Result<(PoolInfo, checks::Inventory, sub_map::SubMap)> {
     let pool = cognito.describe_pool(&opts.pool_id).await?;
     let inv = {
         let (opts, ids, pool) = (opts.clone(), ids.clone(), pool.clone());
@@ -453,7 +431,8 @@ async fn check(
         groups = inv.groups.len(),
         "input files checked; the target pool fits"
     );
-    Ok((pool, inv))
+    let known = sub_map::SubMap::read(&opts.sub_map, &opts.pool_id)?;
+    Ok((pool, inv, known))
 }
 
 /// The triggers a run would set off: creation triggers when users are created, message
@@ -620,44 +599,4 @@ fn write_report(opts: &Options, report: &Report) -> Result<()> {
         crate::backup_file::write_atomic(path, &json)?;
     }
     Ok(())
-}
-
-/// `backup.json` → `backup.sub-map.jsonl`, beside the (first) input.
-/// An S3 input's map goes to the current directory.
-fn default_sub_map(input: &Location) -> PathBuf {
-    shard::companion_path(input, ".sub-map.jsonl").local_path()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sub_map_sits_beside_the_input() {
-        assert_eq!(
-            default_sub_map(&"dir/backup.json".parse().unwrap()),
-            PathBuf::from("dir/backup.sub-map.jsonl")
-        );
-        assert_eq!(
-            default_sub_map(&"backup-2.json.gz".parse().unwrap()),
-            PathBuf::from("backup-2.sub-map.jsonl")
-        );
-    }
-
-    #[test]
-    fn keys_follow_the_pools_notion_of_identity() {
-        let mut pool = PoolInfo {
-            case_sensitive: true,
-            ..PoolInfo::default()
-        };
-        let user: UserRecord = serde_json::from_str(
-            r#"{"Username":"Alice","Attributes":[{"Name":"email","Value":"Alice@X.org"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(key(&user, &pool).unwrap(), "Alice");
-        pool.case_sensitive = false;
-        assert_eq!(key(&user, &pool).unwrap(), "alice");
-        pool.username_attributes = vec!["phone_number".into(), "email".into()];
-        assert_eq!(key(&user, &pool).unwrap(), "alice@x.org");
-    }
 }

@@ -11,13 +11,14 @@
 //! decision is a [`Step`], given to the workers at once or written to a plan file that a dry
 //! run prints.
 
+use super::Options;
 use super::report::Withheld;
-use super::{Options, key};
+use super::sub_map::SubMap;
 use crate::backup::{self, Listed, Memberships};
 use crate::backup_file::{EXTERNAL_PROVIDER, Identities, Spool, UserRecord, for_each_record};
 use crate::cli::PasswordMode;
 use crate::cognito::{Cognito, PoolInfo};
-use crate::compare::UserDiff;
+use crate::compare::{Identity, UserDiff};
 use crate::join::{Join, read_lines};
 use crate::shard;
 use anyhow::{Context, Result, anyhow, bail};
@@ -76,10 +77,12 @@ pub struct Step {
 }
 
 /// How existing users are treated.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rules {
     pub update_existing: bool,
     pub password_mode: PasswordMode,
+    /// Earlier restores into the pool: who became whom.
+    pub sub_map: Arc<SubMap>,
 }
 
 /// Users who could sign in before come back CONFIRMED with a random password (in the default
@@ -96,17 +99,19 @@ pub fn wants_permanent_password(user: &UserRecord, mode: PasswordMode) -> bool {
 /// Decides what to do for `want` (from the backup), given the user with the same key in the
 /// pool, if any.
 ///
-/// The same person is the user with the backup's `sub` (the live pool), or a user with exactly
-/// the backup's attributes (one an earlier run created). Anyone else is a conflict and is never
-/// touched. For the same person, the steps a restore takes for a user it creates (disable,
-/// confirm with a random password, add memberships) are always finished; every other
-/// difference is changed only with `--update-existing`, and never where Cognito would send a
-/// message or the user's own password would be lost.
+/// The same person is the user with the backup's `sub` (the live pool), the user the sub map
+/// of an earlier restore names, or a user with exactly the backup's attributes (one an earlier
+/// run created). Anyone else is a conflict and is never touched. A user as a restore leaves it
+/// (a status it maps, see [`crate::compare::restored_statuses`]) is as in the backup. For the
+/// same person, the steps a restore takes for a user it creates (disable, confirm with a
+/// random password, add memberships) are always finished; every other difference is changed
+/// only with `--update-existing`, and never where Cognito would send a message or the user's
+/// own password would be lost.
 pub fn plan_user(
     want: UserRecord,
     have: Option<&UserRecord>,
     pool: &PoolInfo,
-    rules: Rules,
+    rules: &Rules,
 ) -> Step {
     let mut step = Step {
         action: Action::Create,
@@ -127,8 +132,7 @@ pub fn plan_user(
         return step;
     };
     let diff = UserDiff::between(want, have);
-    let same_sub = want.sub().is_some() && want.sub() == have.sub();
-    if !diff.same_attributes() && !same_sub {
+    if !diff.same_attributes() && !rules.sub_map.same_person(want, have) {
         step.action = Action::Conflict;
         step.apply = diff;
         return step;
@@ -193,6 +197,8 @@ pub fn plan_user(
             apply.status = diff.status.clone();
         } else if confirm {
             rest.status = diff.status.clone();
+        } else if diff.status_as_restored() {
+            // As a restore leaves the user: nothing to do.
         } else {
             let reason = match (now.as_str(), was.as_str()) {
                 ("CONFIRMED", _) => format!(
@@ -349,6 +355,7 @@ pub async fn decide<S: Steps>(
     let planner = {
         let mut planner = Planner {
             pool: pool.clone(),
+            identity: Identity::of(pool),
             rules,
             whole_steps,
             buckets: vec![],
@@ -418,6 +425,7 @@ struct Pending {
 /// pool: backup users wait in files by `sub` prefix (`buckets`) or by key (`join`).
 struct Planner<S> {
     pool: PoolInfo,
+    identity: Identity,
     rules: Rules,
     whole_steps: bool,
     /// The selected backup users whose `sub` falls under each listing prefix.
@@ -450,7 +458,8 @@ impl<S: Steps> Planner<S> {
                 if !opts.selection.selects(&user) {
                     return Ok(());
                 }
-                match user.sub().and_then(|sub| prefix_of(prefixes, sub)) {
+                let sub = self.rules.sub_map.pool_sub(&user);
+                match sub.and_then(|sub| prefix_of(prefixes, sub)) {
                     Some(i) => {
                         let file = self.buckets[i].as_mut().expect("bucket");
                         serde_json::to_writer(&mut *file, &user)?;
@@ -498,7 +507,12 @@ impl<S: Steps> Planner<S> {
         })?;
         let bucket = self.buckets[i].take().expect("each prefix is listed once");
         read_lines(bucket, |want: UserRecord| {
-            match want.sub().and_then(|sub| by_sub.remove(sub)) {
+            match self
+                .rules
+                .sub_map
+                .pool_sub(&want)
+                .and_then(|sub| by_sub.remove(sub))
+            {
                 Some(have) => {
                     self.decide_same(want, &have)?;
                     self.push_live(have, true)
@@ -521,7 +535,7 @@ impl<S: Steps> Planner<S> {
             have.groups = memberships.groups_of(&have.username)?;
             return self
                 .steps
-                .push(plan_user(want, Some(&have), &self.pool, self.rules));
+                .push(plan_user(want, Some(&have), &self.pool, &self.rules));
         }
         let mut started = false;
         if self.rules.update_existing {
@@ -529,7 +543,7 @@ impl<S: Steps> Planner<S> {
                 groups: None,
                 ..want.clone()
             };
-            let step = plan_user(without_groups, Some(&have), &self.pool, self.rules);
+            let step = plan_user(without_groups, Some(&have), &self.pool, &self.rules);
             if step.action == Action::Update {
                 self.steps.push(Step {
                     user: want.clone(),
@@ -571,7 +585,7 @@ impl<S: Steps> Planner<S> {
                  started,
              }: Pending| {
                 have.groups = memberships.groups_of(&have.username)?;
-                let mut step = plan_user(want, Some(&have), &self.pool, self.rules);
+                let mut step = plan_user(want, Some(&have), &self.pool, &self.rules);
                 if !started {
                     return self.steps.push(step);
                 }
@@ -597,12 +611,12 @@ impl<S: Steps> Planner<S> {
 
     fn push_unmatched(&mut self, user: UserRecord) -> Result<()> {
         // A user without a key is created (and fails with the reason).
-        let k = key(&user, &self.pool).unwrap_or_else(|| format!("\0{}", user.username));
-        self.join.push_left(&k, &user)
+        self.join
+            .push_left(&self.identity.key_or_name(&user), &user)
     }
 
     fn push_live(&mut self, user: UserRecord, claimed: bool) -> Result<()> {
-        match key(&user, &self.pool) {
+        match self.identity.key(&user) {
             Some(k) => self.join.push_right(&k, &Live { claimed, user }),
             None => Ok(()),
         }
@@ -614,7 +628,7 @@ impl<S: Steps> Planner<S> {
             bail!("the listing of the target pool ended early");
         }
         let memberships = self.memberships.take().expect("memberships listed");
-        let (pool, rules, steps) = (&self.pool, self.rules, &mut self.steps);
+        let (pool, rules, steps) = (&self.pool, &self.rules, &mut self.steps);
         self.join.run(|want, live| {
             let Some(want) = want else { return Ok(()) };
             let Some(Live {
@@ -673,14 +687,21 @@ async fn look_up<S: Steps>(
         users = wanted.len(),
         "looking up the selected users in the pool"
     );
-    let by_sub = !pool.username_attributes.is_empty();
+    // By `sub` first where the key can change, or where an earlier restore gave the user a
+    // new one.
+    let rules = &rules;
+    let by_sub = |want: &UserRecord| {
+        !pool.username_attributes.is_empty() || rules.sub_map.pool_sub(want) != want.sub()
+    };
     let found: Vec<(UserRecord, Option<UserRecord>)> = futures::stream::iter(wanted)
         .map(|want| async move {
             if want.status() == EXTERNAL_PROVIDER {
                 return Ok((want, None));
             }
             let mut have = None;
-            if by_sub && let Some(sub) = want.sub().filter(|s| !s.contains('"')) {
+            if by_sub(&want)
+                && let Some(sub) = rules.sub_map.pool_sub(&want).filter(|s| !s.contains('"'))
+            {
                 have = cognito
                     .find_users(&pool.id, format!("sub = \"{sub}\""))
                     .await?
@@ -699,10 +720,10 @@ async fn look_up<S: Steps>(
         .try_collect()
         .await?;
     let users = found.iter().filter(|(_, have)| have.is_some()).count() as u64;
-    let pool = pool.clone();
+    let (pool, rules) = (pool.clone(), rules.clone());
     tokio::task::spawn_blocking(move || {
         for (want, have) in found {
-            steps.push(plan_user(want, have.as_ref(), &pool, rules))?;
+            steps.push(plan_user(want, have.as_ref(), &pool, &rules))?;
         }
         Ok((steps, users))
     })
@@ -720,12 +741,13 @@ pub async fn find_by_key(
     let Some(filter) = lookup_filter(want, pool) else {
         return Ok(None);
     };
-    let k = key(want, pool);
+    let identity = Identity::of(pool);
+    let k = identity.key(want);
     Ok(cognito
         .find_users(&pool.id, filter)
         .await?
         .into_iter()
-        .find(|u| key(u, pool) == k))
+        .find(|u| identity.key(u) == k))
 }
 
 /// A pool user found by a lookup, with its groups (AdminListGroupsForUser) when the backup
@@ -795,23 +817,30 @@ mod tests {
         }
     }
 
-    const KEEP: Rules = Rules {
-        update_existing: false,
-        password_mode: PasswordMode::Permanent,
-    };
-    const UPDATE: Rules = Rules {
-        update_existing: true,
-        password_mode: PasswordMode::Permanent,
-    };
+    fn rules(update_existing: bool) -> Rules {
+        Rules {
+            update_existing,
+            password_mode: PasswordMode::Permanent,
+            sub_map: Arc::default(),
+        }
+    }
+    #[allow(non_snake_case)]
+    fn KEEP() -> Rules {
+        rules(false)
+    }
+    #[allow(non_snake_case)]
+    fn UPDATE() -> Rules {
+        rules(true)
+    }
 
     #[test]
     fn missing_users_are_created_and_equal_ones_left_alone() {
         let want = user("a", "1", &[("email", "a@x.org")]);
         assert_eq!(
-            plan_user(want.clone(), None, &pool(), KEEP).action,
+            plan_user(want.clone(), None, &pool(), &KEEP()).action,
             Action::Create
         );
-        let step = plan_user(want.clone(), Some(&want), &pool(), KEEP);
+        let step = plan_user(want.clone(), Some(&want), &pool(), &KEEP());
         assert_eq!(step.action, Action::Unchanged);
         assert!(step.apply.is_empty());
     }
@@ -821,8 +850,8 @@ mod tests {
         let want = user("alice", "1", &[("email", "alice@x.org")]);
         let mut other = user("alice", "2", &[("email", "someone@else.org")]);
         other.enabled = false;
-        for rules in [KEEP, UPDATE] {
-            let step = plan_user(want.clone(), Some(&other), &pool(), rules);
+        for rules in [KEEP(), UPDATE()] {
+            let step = plan_user(want.clone(), Some(&other), &pool(), &rules);
             assert_eq!(step.action, Action::Conflict);
             assert_eq!(step.apply.fields()[0], "attribute:email");
         }
@@ -839,7 +868,7 @@ mod tests {
         let mut created = user("a", "new", &[("email", "a@x.org")]);
         created.user_status = Some("FORCE_CHANGE_PASSWORD".into());
         created.groups = Some(vec!["g".into()]);
-        let step = plan_user(want, Some(&created), &pool(), KEEP);
+        let step = plan_user(want, Some(&created), &pool(), &KEEP());
         assert_eq!(step.action, Action::Update);
         assert_eq!(step.apply.enabled, Some(false));
         assert!(step.apply.status.is_some());
@@ -864,7 +893,7 @@ mod tests {
         );
         damaged.enabled = false;
         damaged.groups = Some(vec!["g".into(), "extra".into()]);
-        let kept = plan_user(want.clone(), Some(&damaged), &pool(), KEEP);
+        let kept = plan_user(want.clone(), Some(&damaged), &pool(), &KEEP());
         assert_eq!(kept.action, Action::Differs);
         assert_eq!(
             kept.not_applied,
@@ -875,7 +904,7 @@ mod tests {
                 "groups"
             ]
         );
-        let updated = plan_user(want, Some(&damaged), &pool(), UPDATE);
+        let updated = plan_user(want, Some(&damaged), &pool(), &UPDATE());
         assert_eq!(updated.action, Action::Update);
         let set: Vec<&str> = updated.apply.set.iter().map(|(n, _)| n.as_str()).collect();
         // The verified flag goes with the email, so Cognito sends no code.
@@ -897,7 +926,7 @@ mod tests {
             "1",
             &[("email", "b@x.org"), ("phone_number", "+15550002")],
         );
-        let step = plan_user(want, Some(&have), &pool(), UPDATE);
+        let step = plan_user(want, Some(&have), &pool(), &UPDATE());
         assert_eq!(step.action, Action::Differs);
         let fields: Vec<&str> = step.withheld.iter().map(|w| w.field.as_str()).collect();
         assert_eq!(fields, ["attribute:email", "attribute:phone_number"]);
@@ -910,7 +939,7 @@ mod tests {
         let mut want = user("a", "1", &[]);
         want.user_status = Some("FORCE_CHANGE_PASSWORD".into());
         let have = user("a", "1", &[]);
-        let step = plan_user(want, Some(&have), &pool(), UPDATE);
+        let step = plan_user(want, Some(&have), &pool(), &UPDATE());
         assert_eq!(step.action, Action::Differs);
         assert_eq!(step.withheld[0].field, "status");
         assert!(

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod production;
 pub const REGION: &str = "us-east-1";
 
 fn support(file: &str) -> PathBuf {
