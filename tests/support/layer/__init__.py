@@ -19,6 +19,9 @@ must survive:
   dropped when UpdateUserPool/DeleteUserPool passes through; see ``PoolSettings``):
   case-insensitive usernames, alias attributes and their uniqueness, the attribute schema,
   Lambda triggers (counted, never run) and the messages Cognito would send (recorded);
+* synthetic pools of millions of users generated on demand, never stored, for measuring at
+  scale (``--synthetic-pool``; see ``synthetic``), behind the same quotas, latency, faults,
+  token expiry, recording and stats;
 * per-pool limits on group operations on top of the category quotas;
 * GetProvisionedLimit, which moto lacks, answered with the quotas the layer enforces;
 * a log of every request received (``--record``) and per-op counters
@@ -49,6 +52,9 @@ The package, by concern (tests/support/aws_layer.py is the script that runs it):
 * ``rules``: what Cognito checks and moto does not (validation, PoolSettings, schema,
   aliases, case-insensitive usernames, triggers and messages);
 * ``index``: the in-memory ListUsers index (PoolIndex, filters, pages);
+* ``synthetic``: pools that exist only in the layer, of millions of generated users
+  (``--synthetic-pool POOL_ID=COUNT[:SEED]``, ``--synthetic-empty POOL_ID``), answered
+  without moto (``--upstream`` may then be left out);
 * ``core``: ``Layer``, which holds the parts and dispatches a call among them;
 * ``cli``: the options and ``main``.
 
@@ -66,9 +72,10 @@ from .quotas import (CATEGORY_OF, GROUP_OPS, GROUP_OPS_PER_POOL_RATE, OTHER_CATE
                      PROVISIONED, QUOTAS, TokenBucket)
 from .rules import (NOT_WRITABLE, STANDARD_ATTRIBUTES, Plan, PoolSettings, attrs_of, is_true,
                     schema_from_create)
+from .synthetic import SyntheticPool, SyntheticPools
 
 __all__ = ["main", "Layer", "FILTER_SYNTAX", "SEARCHABLE", "PoolIndex", "parse_filter",
            "user_value", "parse_faults", "AwsError", "alias_exists", "invalid", "CATEGORY_OF",
            "GROUP_OPS", "GROUP_OPS_PER_POOL_RATE", "OTHER_CATEGORIES", "PROVISIONED", "QUOTAS",
            "TokenBucket", "NOT_WRITABLE", "STANDARD_ATTRIBUTES", "Plan", "PoolSettings",
-           "attrs_of", "is_true", "schema_from_create"]
+           "attrs_of", "is_true", "schema_from_create", "SyntheticPool", "SyntheticPools"]

@@ -1,8 +1,8 @@
 """The layer as a whole: ``Layer`` holds its parts (the upstream moto, the stats, faults and
-tokens of network.py, the quotas, the rules, the ListUsers indexes) and decides what is done
-with a Cognito call once it passed the quota, validation and fault checks: answered by the
-layer itself (GetProvisionedLimit, the ListUsers index) or forwarded to moto with the pool's
-rules applied around it. network.Handler calls the methods here in the order AWS would
+tokens of network.py, the quotas, the rules, the ListUsers indexes, the synthetic pools) and
+decides what is done with a Cognito call once it passed the quota, validation and fault
+checks: answered by the layer itself (GetProvisionedLimit, a synthetic pool, the ListUsers
+index) or forwarded to moto with the pool's rules applied around it. network.Handler calls the methods here in the order AWS would
 apply them."""
 
 import contextlib
@@ -12,7 +12,9 @@ from . import rules as rules_module
 from .index import Indexes
 from .network import Faults, Stats, Tokens, parse_op_latency
 from .quotas import Quotas
+from .protocol import json_answer
 from .rules import Rules
+from .synthetic import DEFAULT_GROUPS, SyntheticPools
 from .upstream import Upstream
 
 
@@ -27,6 +29,10 @@ class Layer:
         self.tokens = Tokens(args)
         self.indexes = Indexes(self.upstream)
         self.rules = Rules(self.upstream)
+        self.synthetic = SyntheticPools(getattr(args, "synthetic_pool", None) or [],
+                                        getattr(args, "synthetic_empty", None) or [],
+                                        getattr(args, "synthetic_groups", DEFAULT_GROUPS),
+                                        getattr(args, "synthetic_everyone", None) or [])
 
     # -- bookkeeping --------------------------------------------------------------------
     def count(self, op, key):
@@ -61,15 +67,26 @@ class Layer:
     def forward(self, path, headers, body):
         return self.upstream.forward(path, headers, body)
 
+    def is_synthetic(self, body):
+        return isinstance(body, dict) and self.synthetic.get(body.get("UserPoolId")) is not None
+
     def note_write(self, op, body):
         """Before and after a write: the indexes it invalidates; a request that is not
-        Cognito's (or POST /_layer/forget) drops everything held about every pool."""
+        Cognito's (or POST /_layer/forget) drops everything held about every pool (but the
+        synthetic pools, which are not moto's)."""
+        if self.is_synthetic(body):
+            return
         self.indexes.note_write(op, body)
         if op is None:
             self.rules.forget_all()
 
     def refresh_user(self, op, body, headers):
-        self.indexes.refresh_user(op, body, headers)
+        if not self.is_synthetic(body):
+            self.indexes.refresh_user(op, body, headers)
+
+    def synthetic_json(self, members=False):
+        """GET /_layer/synthetic: the synthetic pools (and their groups' member counts)."""
+        return self.synthetic.info(members)
 
     # -- answering ------------------------------------------------------------------------
     def serve(self, path, op, body, headers, raw):
@@ -77,6 +94,11 @@ class Layer:
         if op == "GetProvisionedLimit":
             return self.quotas.provisioned_limit(body)
         pool = body.get("UserPoolId")
+        synthetic = self.synthetic.get(pool)
+        if synthetic is not None:
+            return synthetic.serve(op, body, self.rules)
+        if op == "ListUserPools" and self.synthetic:
+            return self.list_user_pools(path, headers, raw)
         rules, indexes = self.rules, self.indexes
         if op == "CreateUserPool":
             status, relayed, data = self.forward(path, headers, raw)
@@ -113,3 +135,15 @@ class Layer:
             if status == 200:
                 rules.apply(plan, pool, headers)
         return status, relayed, data
+
+    def list_user_pools(self, path, headers, raw):
+        """moto's pools, and the synthetic ones after them (on the last page)."""
+        if self.upstream.host is None:
+            return json_answer({"UserPools": self.synthetic.summaries()})
+        status, relayed, data = self.forward(path, headers, raw)
+        if status != 200:
+            return status, relayed, data
+        answer = json.loads(data)
+        if not answer.get("NextToken"):
+            answer["UserPools"] = answer.get("UserPools", []) + self.synthetic.summaries()
+        return status, relayed, json.dumps(answer).encode()

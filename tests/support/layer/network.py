@@ -3,7 +3,8 @@ the ``/_layer/...`` endpoints), and what a client sees of the network and of AWS
 plumbing: simulated latency (``--latency-ms``, ``--op-latency``), seeded faults (``--faults``:
 throttling, HTTP 500, connection resets before and after the request reached moto;
 ``--fail-always``), expiring pagination tokens (``--token-ttl-seconds``, ``--expire-tokens``),
-the request log (``--record``) and the per-op counters (``GET /_layer/stats``)."""
+the request log (``--record``) and the per-op counters (``GET /_layer/stats``; also
+``GET /_layer/synthetic``, the synthetic pools)."""
 
 import json
 import random
@@ -170,8 +171,9 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in headers:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # end_headers(), with the body in the same write: one syscall, not two.
+        self._headers_buffer += (b"\r\n", body)
+        self.flush_headers()
 
     def send_json(self, obj):
         self.send(200, [("Content-Type", "application/json")], json.dumps(obj).encode())
@@ -192,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/_layer/stats":
             self.send_json(self.layer.stats_json())
+        elif self.path.split("?")[0] == "/_layer/synthetic":
+            self.send_json(self.layer.synthetic_json(members="members=1" in self.path))
         else:
             self.send(404, [("Content-Type", "text/plain")], b"not found\n")
 

@@ -448,16 +448,21 @@ class Rules:
                 self.message(plan, settings, "AdminUpdateUserAttributes", ALIAS_MEDIA[attr],
                              username, "verification_code", "UpdateUserAttribute")
 
+    def record(self, plan):
+        """Counts the plan's triggers and keeps its messages: the call was accepted."""
+        with self.lock:
+            for trigger in plan.triggers:
+                self.triggers[trigger] = self.triggers.get(trigger, 0) + 1
+            self.messages += plan.messages
+
     def apply(self, plan, pool, headers):
         """What follows once moto accepted a planned call."""
         for owner, attr in plan.unverify:
             self.upstream.call(headers, "AdminUpdateUserAttributes", {
                 "UserPoolId": pool, "Username": owner,
                 "UserAttributes": [{"Name": attr + "_verified", "Value": "false"}]})
+        self.record(plan)
         with self.lock:
-            for trigger in plan.triggers:
-                self.triggers[trigger] = self.triggers.get(trigger, 0) + 1
-            self.messages += plan.messages
             names = self.names.get(pool)
             if names is not None and plan.add_name:
                 names[plan.add_name.lower()] = plan.add_name
