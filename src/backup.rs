@@ -6,9 +6,9 @@
 //! Cognito returns them, whatever the concurrency and timing. Memory does not grow with the pool:
 //! a prefix's users wait for their turn on disk (unnamed temporary files), not in memory.
 
+use crate::backup_file::names;
 use crate::backup_file::{
     DataWriter, Encoding, FORMAT_VERSION, GroupRecord, Manifest, Spool, load_recipients,
-    pool_config,
 };
 use crate::cli::BackupArgs;
 use crate::cognito::{Cognito, Page, PoolInfo};
@@ -20,7 +20,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -64,10 +63,10 @@ async fn write(
     args: &BackupArgs,
     purpose: Purpose,
 ) -> Result<Summary> {
-    let started_at = now();
+    let started_at = names::now();
     let pool_id = args.pool_id.as_str();
     let out = match args.shard {
-        Some(s) => shard::shard_path(&args.out, s.index),
+        Some(s) => names::shard_path(&args.out, s.index),
         None => args.out.clone(),
     };
     let dir = out.spool_dir();
@@ -99,7 +98,7 @@ async fn write(
     let config = config?;
 
     let (file, written) = writer.finish()?;
-    let manifest_path = shard::manifest_path(&out);
+    let manifest_path = names::manifest_path(&out);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         cbr_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -111,7 +110,7 @@ async fn write(
         shard: args.shard.map(|s| s.to_string()),
         user_count: written.count,
         started_at,
-        finished_at: now(),
+        finished_at: names::now(),
         data_file: out.file_name(),
         sha256: written.sha256,
         compression,
@@ -120,7 +119,7 @@ async fn write(
     };
     file.commit()?;
     if let Some(config) = config {
-        let config_path = pool_config::config_path(&out, encoding.is_encrypted());
+        let config_path = names::config_path(&out, encoding.is_encrypted());
         let recipients = load_recipients(&args.recipient, &args.recipients_file)?;
         config.write(&config_path, recipients)?;
         tracing::info!(
@@ -483,8 +482,4 @@ impl Memberships {
                 .collect(),
         ))
     }
-}
-
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -11,8 +11,9 @@
 //! a user's status ([`restored_statuses`]), so that every command sees a restored pool as
 //! restored.
 
-use crate::backup_file::{EXTERNAL_PROVIDER, Manifest, UserRecord};
+use crate::backup_file::{EXTERNAL_PROVIDER, Manifest, UserRecord, names};
 use crate::cognito::PoolInfo;
+use crate::location::Location;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -127,6 +128,19 @@ pub struct Judged {
 }
 
 impl Comparison {
+    /// How a backup compares with `pool_id`: as restored if the backup was taken from another
+    /// pool (by its manifests) or a restore into this pool left its sub map beside the backup;
+    /// literally otherwise.
+    pub fn with_pool(pool_id: &str, input: &Location, manifests: &[Manifest]) -> Comparison {
+        let from_elsewhere = manifests.iter().any(|m| m.pool_id != pool_id);
+        let restored_here = names::sub_map_path(input, pool_id).exists();
+        if from_elsewhere || restored_here {
+            Comparison::AsRestored
+        } else {
+            Comparison::Literal
+        }
+    }
+
     /// `want` (the backup's) compared with `have` (the pool's, or a newer backup's). After a
     /// restore, a user with the backup's own `sub` was never restored and is compared
     /// literally; one with a new `sub` is compared with what the restore made of it.

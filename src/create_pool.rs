@@ -8,15 +8,12 @@
 //! A rerun finds the pool by its name and tag and creates only what is missing, so an
 //! interrupted run can be run again and never makes a second pool.
 
-use crate::backup_file::pool_config::find_config;
-use crate::backup_file::{
-    Identities, Manifest, PoolConfig, for_each_record, sha256_file, write_atomic,
-};
+use crate::backup_file::names::{self, find_config};
+use crate::backup_file::{Identities, Manifest, PoolConfig, for_each_record, sha256_file};
 use crate::cli::RestoreArgs;
 use crate::cognito::Cognito;
 use crate::location::Location;
 use crate::pool_config::{self as config, RESTORED_FROM_TAG};
-use crate::shard;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -52,17 +49,11 @@ impl Options {
             client_map: args
                 .client_map
                 .clone()
-                .unwrap_or_else(|| default_client_map(first)),
+                .unwrap_or_else(|| names::client_map_path(first)),
             dry_run: args.dry_run,
             ignore_checksum: args.ignore_checksum,
         }))
     }
-}
-
-/// `backup.json` → `backup.client-map.jsonl`, beside the (first) input, like the sub map.
-/// An S3 input's map goes to the current directory.
-fn default_client_map(input: &Location) -> PathBuf {
-    shard::companion_path(input, ".client-map.jsonl").local_path()
 }
 
 /// Creates (or, on a rerun, completes) the pool and returns its id, to restore the users into.
@@ -229,7 +220,7 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
         lines.extend(serde_json::to_vec(m)?);
         lines.push(b'\n');
     }
-    write_atomic(&opts.client_map, &lines)?;
+    crate::location::write_atomic(&opts.client_map, &lines)?;
     summary.push(format!("client map: {}", opts.client_map.display()));
 
     for u in &config.unavailable {
@@ -283,7 +274,7 @@ fn read_checked(opts: &Options, ids: &Identities) -> Result<PoolConfig> {
             "no pool configuration beside {} ({}): --create-pool needs a backup that \
              recorded it",
             first.display(),
-            crate::backup_file::pool_config::config_path(first, false).display()
+            names::config_path(first, false).display()
         )
     })?;
     let config = PoolConfig::read(&path, ids)?;
@@ -291,7 +282,7 @@ fn read_checked(opts: &Options, ids: &Identities) -> Result<PoolConfig> {
         bail!("{} records no pool settings", path.display());
     }
     for input in &opts.inputs {
-        let manifest_path = shard::manifest_path(input);
+        let manifest_path = names::manifest_path(input);
         let manifest = manifest_path
             .exists()
             .then(|| Manifest::read(&manifest_path))

@@ -8,12 +8,12 @@
 //! restored (`compare::Comparison`).
 
 use crate::backup;
+use crate::backup_file::names;
 use crate::backup_file::{Identities, Manifest, for_each_record};
 use crate::cognito::Cognito;
 use crate::compare::{Comparison, Identity};
 use crate::join::Join;
 use crate::location::Location;
-use crate::shard;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
@@ -109,7 +109,7 @@ impl DiffReport {
 
 /// The backup's manifest, if it has one.
 fn manifest_of(path: &Location) -> Result<Option<Manifest>> {
-    let manifest = shard::manifest_path(path);
+    let manifest = names::manifest_path(path);
     if !manifest.exists() {
         return Ok(None);
     }
@@ -136,7 +136,7 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
             pool_id,
         } => {
             let identity = Identity::of(&cognito.describe_pool(&pool_id).await?);
-            let comparison = crate::verify::comparison_with(&pool_id, a, manifest.as_slice());
+            let comparison = Comparison::with_pool(&pool_id, a, manifest.as_slice());
             let snap = backup::read_pool(cognito, region, &pool_id, dir.path(), false).await?;
             (snap.data, format!("pool {pool_id}"), identity, comparison)
         }

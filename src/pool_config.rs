@@ -3,6 +3,7 @@
 //! differ (verify's drift report). The JSON stays in the API's shapes; this module knows which
 //! of DescribeUserPool's fields CreateUserPool accepts, and so on for each part.
 
+use crate::backup_file::names;
 use crate::backup_file::pool_config::CONFIG_FORMAT_VERSION;
 use crate::backup_file::{PoolConfig, Unavailable};
 use crate::cognito::{CallError, Cognito};
@@ -153,7 +154,7 @@ pub async fn read_live(cognito: &Cognito, pool_id: &str, region: &str) -> Result
         cbr_version: env!("CARGO_PKG_VERSION").to_string(),
         pool_id: pool_id.to_string(),
         region: region.to_string(),
-        read_at: crate::backup::now(),
+        read_at: names::now(),
         user_pool,
         mfa_config,
         clients,
@@ -449,7 +450,7 @@ pub async fn drift_from_backup(
     data: &crate::location::Location,
     ids: &crate::backup_file::Identities,
 ) -> Result<(Option<Vec<String>>, Vec<String>)> {
-    let Some(path) = crate::backup_file::pool_config::find_config(data) else {
+    let Some(path) = crate::backup_file::names::find_config(data) else {
         return Ok((None, vec![]));
     };
     if ids.is_empty() && path.file_name().ends_with(".age") {

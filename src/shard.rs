@@ -12,7 +12,6 @@
 //! This mapping is part of the backup format: the same `k/n` selects the same users in every
 //! version of `cbr`. The tests pin it with fixed expected prefix sets.
 
-use crate::location::Location;
 use std::fmt;
 use std::str::FromStr;
 
@@ -147,60 +146,6 @@ pub fn refine(prefixes: &[String], min_count: usize) -> Vec<String> {
     out
 }
 
-/// The file a shard writes: the index goes before the extension, like the Go original
-/// (`backup.json` → `backup-2.json`, `backup` → `backup-2`, `b.json.gz` → `b-2.json.gz`).
-pub fn shard_path(path: &Location, index: u32) -> Location {
-    let (stem, ext) = split_extension(path);
-    path.with_file_name(&format!("{stem}-{index}{ext}"))
-}
-
-/// The path a shard file was named after: `backup-2.json` (shard 2) → `backup.json`.
-pub fn unshard_path(path: &Location, index: u32) -> Option<Location> {
-    let (stem, ext) = split_extension(path);
-    let base = stem.strip_suffix(&format!("-{index}"))?;
-    Some(path.with_file_name(&format!("{base}{ext}")))
-}
-
-/// The manifest beside a data file: `backup.json` → `backup.meta.json`,
-/// `backup-2.json.gz` → `backup-2.meta.json`.
-pub fn manifest_path(data: &Location) -> Location {
-    companion_path(data, ".meta.json")
-}
-
-/// A file that belongs to a data file, named by its stem and `suffix`:
-/// `backup-2.json.gz` with `.sub-map.jsonl` → `backup-2.sub-map.jsonl`.
-pub fn companion_path(data: &Location, suffix: &str) -> Location {
-    let (stem, _) = split_extension(data);
-    data.with_file_name(&format!("{stem}{suffix}"))
-}
-
-/// Splits a file name into stem and extension, keeping `.json.gz`, `.json.age` and
-/// `.json.gz.age` together.
-fn split_extension(path: &Location) -> (String, String) {
-    let name = path.file_name();
-    for ext in [
-        ".json.gz.age",
-        ".json.age",
-        ".json.gz",
-        ".gz.age",
-        ".gz",
-        ".age",
-    ] {
-        if let Some(stem) = name.strip_suffix(ext).filter(|s| !s.is_empty()) {
-            if ext.starts_with(".json") || !stem.contains('.') {
-                return (stem.to_string(), ext.to_string());
-            }
-            // `name.csv.gz`: keep the inner extension with the outer one.
-            let (inner_stem, inner_ext) = stem.rsplit_once('.').unwrap_or((stem, ""));
-            return (inner_stem.to_string(), format!(".{inner_ext}{ext}"));
-        }
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
-        _ => (name, String::new()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,40 +255,6 @@ mod tests {
         let mut sorted = refined.clone();
         sorted.sort();
         assert_eq!(refined, sorted);
-    }
-
-    #[test]
-    fn shard_and_manifest_names() {
-        let p = |s: &str| s.parse::<Location>().unwrap();
-        assert_eq!(shard_path(&p("backup.json"), 2), p("backup-2.json"));
-        assert_eq!(shard_path(&p("backup"), 2), p("backup-2"));
-        assert_eq!(shard_path(&p("out/b.json"), 3), p("out/b-3.json"));
-        assert_eq!(shard_path(&p("b.json.gz"), 1), p("b-1.json.gz"));
-        assert_eq!(shard_path(&p("b.json.gz.age"), 1), p("b-1.json.gz.age"));
-        assert_eq!(manifest_path(&p("backup.json")), p("backup.meta.json"));
-        assert_eq!(
-            manifest_path(&p("dir/backup-2.json")),
-            p("dir/backup-2.meta.json")
-        );
-        assert_eq!(manifest_path(&p("b.json.gz.age")), p("b.meta.json"));
-        assert_eq!(manifest_path(&p("backup")), p("backup.meta.json"));
-        for name in ["backup.json", "b", "dir/b.json.gz.age", "x.tar.gz"] {
-            assert_eq!(unshard_path(&shard_path(&p(name), 7), 7), Some(p(name)));
-        }
-        assert_eq!(unshard_path(&p("backup-2.json"), 3), None);
-        // The same names for S3 objects, under the same key prefix.
-        assert_eq!(
-            shard_path(&p("s3://bkt/nightly/b.json.gz"), 2),
-            p("s3://bkt/nightly/b-2.json.gz")
-        );
-        assert_eq!(
-            manifest_path(&p("s3://bkt/nightly/b-2.json.gz.age")),
-            p("s3://bkt/nightly/b-2.meta.json")
-        );
-        assert_eq!(
-            unshard_path(&p("s3://bkt/b-3.json"), 3),
-            Some(p("s3://bkt/b.json"))
-        );
     }
 
     /// Numbers the prefixes of a cover at depth 8 so coverage can be checked exactly.

@@ -7,6 +7,7 @@
 //! restored pool has new ones. What cannot be compared is said, never counted as a match.
 
 use crate::backup;
+use crate::backup_file::names;
 use crate::backup_file::{
     EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, UserRecord, for_each_record,
     is_age_encrypted, missing_members, read_groups_files, sha256_file,
@@ -16,8 +17,7 @@ use crate::cognito::Cognito;
 use crate::compare::{Comparison, Identity};
 use crate::join::Join;
 use crate::location::Location;
-use crate::restore::sub_map;
-use crate::shard::{self, Shard};
+use crate::shard::Shard;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -312,7 +312,7 @@ fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Option<Ma
         records_read: true,
         problems: Vec::new(),
     };
-    let manifest_path = shard::manifest_path(path);
+    let manifest_path = names::manifest_path(path);
     let has_manifest = manifest_path.exists();
     if ids.is_empty() && is_age_encrypted(path)? {
         if !has_manifest {
@@ -362,19 +362,6 @@ fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Option<Ma
     Ok((check, Some(manifest)))
 }
 
-/// How a backup compares with `pool_id`: as restored if the backup was taken from another
-/// pool (by its manifests) or a restore into this pool left its sub map beside the backup;
-/// literally otherwise.
-pub fn comparison_with(pool_id: &str, input: &Location, manifests: &[Manifest]) -> Comparison {
-    let from_elsewhere = manifests.iter().any(|m| m.pool_id != pool_id);
-    let restored_here = sub_map::default_path(input, pool_id).exists();
-    if from_elsewhere || restored_here {
-        Comparison::AsRestored
-    } else {
-        Comparison::Literal
-    }
-}
-
 /// The settings of a group that differ between the backup and the pool. An empty description
 /// is no description, as Cognito returns it.
 fn group_differences(was: &GroupRecord, now: &GroupRecord) -> Vec<&'static str> {
@@ -418,7 +405,7 @@ async fn compare_with_pool(
     };
     // Who is who, as the pool tells its users apart; and whether a restore made the pool.
     let identity = Identity::of(&cognito.describe_pool(pool_id).await?);
-    let comparison = comparison_with(pool_id, &args.inputs[0], manifests);
+    let comparison = Comparison::with_pool(pool_id, &args.inputs[0], manifests);
 
     let dir = tempfile::tempdir()?;
     let live_args = BackupArgs {

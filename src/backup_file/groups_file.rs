@@ -16,17 +16,6 @@ pub struct GroupsFile {
     pub groups: Vec<GroupRecord>,
 }
 
-/// Where `cognito-backup` puts the groups of a users file: `<stem>_groups.json` beside it
-/// (`us-east-1_AbC.json` → `us-east-1_AbC_groups.json`).
-pub fn groups_file_beside(input: &Path) -> PathBuf {
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".json").unwrap_or(&name);
-    input.with_file_name(format!("{stem}_groups.json"))
-}
-
 /// The group definitions for a set of input files: from `explicit` (`--groups-file`) when
 /// given, which must exist; otherwise from the groups file beside each local input that has
 /// one (another tool's files are local).
@@ -37,7 +26,7 @@ pub fn read_groups_files(inputs: &[Location], explicit: Option<&Path>) -> Result
             let mut found: Vec<PathBuf> = inputs
                 .iter()
                 .filter_map(|l| match l {
-                    Location::Local(p) => Some(groups_file_beside(p)),
+                    Location::Local(p) => Some(super::names::groups_file_beside(p)),
                     Location::S3(_) => None,
                 })
                 .filter(|p| p.is_file())
@@ -105,11 +94,11 @@ mod tests {
     #[test]
     fn the_groups_file_is_named_after_the_users_file() {
         assert_eq!(
-            groups_file_beside(Path::new("out/us-east-1_AbC.json")),
+            crate::backup_file::names::groups_file_beside(Path::new("out/us-east-1_AbC.json")),
             Path::new("out/us-east-1_AbC_groups.json")
         );
         assert_eq!(
-            groups_file_beside(Path::new("backup")),
+            crate::backup_file::names::groups_file_beside(Path::new("backup")),
             Path::new("backup_groups.json")
         );
     }

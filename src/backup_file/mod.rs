@@ -6,6 +6,7 @@
 pub mod encoding;
 pub mod groups_file;
 pub mod manifest;
+pub mod names;
 pub mod pool_config;
 pub mod reader;
 pub mod record;
@@ -15,10 +16,10 @@ pub mod writer;
 pub use encoding::{
     Encoding, Identities, is_age_encrypted, load_identities, load_recipients, sha256_file,
 };
-pub use groups_file::{GroupsFile, groups_file_beside, read_groups_files};
+pub use groups_file::{GroupsFile, read_groups_files};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
 pub use pool_config::{PoolConfig, Unavailable};
 pub use reader::for_each_record;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
 pub use shard_set::{missing_from_inputs, missing_members, repeated_input};
-pub use writer::{DataWriter, Spool, write_atomic};
+pub use writer::{DataWriter, Spool};

@@ -7,7 +7,6 @@
 
 use super::encoding::{self, Encoder, Encoding, Identities};
 use crate::location::Location;
-use crate::shard;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,24 +54,6 @@ pub struct Unavailable {
     /// The service's error code, if it gave one.
     pub code: Option<String>,
     pub message: String,
-}
-
-/// The configuration file's name for a data file: `backup.json` → `backup.config.json`
-/// (`backup.config.json.age` when encrypted), `backup-2.json` → `backup-2.config.json`.
-pub fn config_path(data: &Location, encrypted: bool) -> Location {
-    let suffix = if encrypted {
-        ".config.json.age"
-    } else {
-        ".config.json"
-    };
-    shard::companion_path(data, suffix)
-}
-
-/// The configuration file beside a data file, if there is one.
-pub fn find_config(data: &Location) -> Option<Location> {
-    [config_path(data, false), config_path(data, true)]
-        .into_iter()
-        .find(|p| p.exists())
 }
 
 impl PoolConfig {
@@ -146,7 +127,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_data_file() {
-        let p = |s: &str, e| config_path(&s.parse().unwrap(), e).to_string();
+        let p = |s: &str, e| crate::backup_file::names::config_path(&s.parse().unwrap(), e).to_string();
         assert_eq!(p("d/backup.json", false), "d/backup.config.json");
         assert_eq!(p("backup-2.json.gz.age", true), "backup-2.config.json.age");
         assert_eq!(p("backup", false), "backup.config.json");

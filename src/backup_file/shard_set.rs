@@ -4,8 +4,9 @@
 //! which are not on disk, `restore` which are not among its inputs.
 
 use super::manifest::Manifest;
+use super::names;
 use crate::location::Location;
-use crate::shard::{self, Shard};
+use crate::shard::Shard;
 use anyhow::Result;
 use std::collections::BTreeSet;
 
@@ -25,11 +26,11 @@ pub fn missing_members<'a>(
         else {
             continue;
         };
-        let Some(base) = shard::unshard_path(path, set.index) else {
+        let Some(base) = names::unshard_path(path, set.index) else {
             continue;
         };
         for i in 1..=set.total {
-            let member = shard::shard_path(&base, i);
+            let member = names::shard_path(&base, i);
             if !present(&member) {
                 missing.insert(member);
             }
@@ -44,7 +45,7 @@ pub fn missing_members<'a>(
 pub fn missing_from_inputs(inputs: &[Location]) -> Result<Vec<Location>> {
     let mut files = Vec::new();
     for path in inputs {
-        let manifest_path = shard::manifest_path(path);
+        let manifest_path = names::manifest_path(path);
         if manifest_path.exists() {
             files.push((path, Manifest::read(&manifest_path)?));
         }
@@ -125,7 +126,7 @@ mod tests {
                 let data: Location = dir.path().join(format!("b-{k}.json")).into();
                 std::fs::write(data.local_path(), "[]").unwrap();
                 let m = manifest(Some(&format!("{k}/3")));
-                shard::manifest_path(&data)
+                super::names::manifest_path(&data)
                     .write_atomic(&m.to_json().unwrap())
                     .unwrap();
                 data

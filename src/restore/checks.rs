@@ -5,6 +5,7 @@
 //! at once, and nothing is written while there is one.
 
 use super::Options;
+use crate::backup_file::names;
 use crate::backup_file::{
     EXTERNAL_PROVIDER, FORMAT_VERSION, GroupRecord, Identities, Manifest, UserRecord,
     for_each_record, sha256_file,
@@ -12,7 +13,6 @@ use crate::backup_file::{
 use crate::cognito::PoolInfo;
 use crate::compare::{Identity, is_writable};
 use crate::location::Location;
-use crate::shard;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -102,7 +102,7 @@ pub fn inventory(opts: &Options, ids: &Identities, pool: &PoolInfo) -> Result<In
     let mut alias_formats: Vec<String> = Vec::new();
     let mut schema_problems: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for path in &opts.inputs {
-        let manifest_path = shard::manifest_path(path);
+        let manifest_path = names::manifest_path(path);
         let manifest = manifest_path
             .exists()
             .then(|| Manifest::read(&manifest_path))

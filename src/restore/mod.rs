@@ -16,6 +16,7 @@ pub mod sub_map;
 
 pub use report::Report;
 
+use crate::backup_file::names;
 use crate::backup_file::{GroupRecord, Identities, read_groups_files};
 use crate::cli::{InvitationMedium, OutputFormat, PasswordMode, RestoreArgs};
 use crate::cognito::{Cognito, PoolInfo};
@@ -83,7 +84,7 @@ impl Options {
             sub_map: args
                 .sub_map
                 .clone()
-                .unwrap_or_else(|| sub_map::default_path(&args.inputs[0], &args.pool_id)),
+                .unwrap_or_else(|| names::sub_map_path(&args.inputs[0], &args.pool_id)),
             report: args.report.clone(),
             concurrency: args.concurrency as usize,
             progress: progress && !args.no_progress,
@@ -596,7 +597,7 @@ fn write_report(opts: &Options, report: &Report) -> Result<()> {
     if let Some(path) = &opts.report {
         let mut json = serde_json::to_vec_pretty(report)?;
         json.push(b'\n');
-        crate::backup_file::write_atomic(path, &json)?;
+        crate::location::write_atomic(path, &json)?;
     }
     Ok(())
 }

@@ -10,14 +10,12 @@
 //! it.
 
 use crate::backup_file::UserRecord;
-use crate::backup_file::writer::AtomicFile;
-use crate::location::Location;
-use crate::shard;
+use crate::location::AtomicFile;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One line of the map.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,12 +36,6 @@ pub struct Line {
 #[derive(Debug, Default)]
 pub struct SubMap {
     new_subs: HashMap<String, String>,
-}
-
-/// `backup.json` → `backup.sub-map.<pool>.jsonl`, beside the (first) input; an S3 input's map
-/// goes to the current directory.
-pub fn default_path(input: &Location, pool_id: &str) -> PathBuf {
-    shard::companion_path(input, &format!(".sub-map.{pool_id}.jsonl")).local_path()
 }
 
 impl SubMap {
@@ -179,18 +171,6 @@ mod tests {
             r#"{{"Username":"a","Attributes":[{{"Name":"sub","Value":"{sub}"}}]}}"#
         ))
         .unwrap()
-    }
-
-    #[test]
-    fn the_map_sits_beside_the_input_and_names_the_pool() {
-        assert_eq!(
-            default_path(&"dir/backup.json".parse().unwrap(), "us-east-1_A"),
-            PathBuf::from("dir/backup.sub-map.us-east-1_A.jsonl")
-        );
-        assert_eq!(
-            default_path(&"backup-2.json.gz".parse().unwrap(), "eu-west-1_B"),
-            PathBuf::from("backup-2.sub-map.eu-west-1_B.jsonl")
-        );
     }
 
     #[test]

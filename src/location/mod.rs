@@ -1,13 +1,15 @@
 //! Where a backup's files live: a local path or an S3 object (`s3://bucket/key`). One type for
 //! both, so the writer, the reader, the manifest and the commands never branch on the scheme:
-//! it names siblings (the format decides the names, in `shard`), creates files atomically
+//! it names siblings (the format decides the names, in `backup_file::names`), creates files atomically
 //! (temporary file renamed into place; multipart upload completed on commit), reads them as a
 //! stream, tells whether they exist, and expands a shard-set pattern on S3, where no shell
 //! can glob.
 
-use crate::backup_file::writer::AtomicFile;
+mod atomic;
+
 use crate::s3::{self, S3Path};
 use anyhow::{Context, Result, bail};
+pub use atomic::{AtomicFile, write_atomic};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::fs::File;
@@ -193,7 +195,7 @@ impl Location {
     /// Writes a small file whole, atomically (mode 0600 on disk).
     pub fn write_atomic(&self, bytes: &[u8]) -> Result<()> {
         match self {
-            Location::Local(p) => crate::backup_file::write_atomic(p, bytes),
+            Location::Local(p) => write_atomic(p, bytes),
             Location::S3(o) => s3::put(o, bytes),
         }
     }
