@@ -38,7 +38,16 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
            operation), wall time against the busiest category's ceiling, messages Cognito
            would have sent (none expected), and `cbr verify` afterwards (exit 0); with
            --cbr-baseline, that binary's rollback of the same damage first.
-  all      every scenario, one after the other, on the same moto and layers.
+  scale    a pool of --users (default 1,000,000) users that only the layer holds (a
+           synthetic pool, tests/support/layer/synthetic.py: generated on demand,
+           production-shaped, 20 groups); for this build and --cbr-baseline side by side:
+           `cbr backup`, a backup killed at about half way and rerun with --resume (n/a for
+           a build without it), and `cbr restore --dry-run` into the same pool (a restore's
+           reading of the pool). Wall time against the ListUsers ceiling (users / (1,800 ×
+           --quota-scale); --no-quotas for cbr's own costs), the child's CPU seconds per
+           100,000 users, peak RSS, and the peak of the bytes it held on disk (a fresh
+           TMPDIR, the output's folder, spools it unlinked) beyond its final output, per user.
+  all      every scenario but scale, one after the other, on the same moto and layers.
 
 The rerun and rollback pools are written straight into moto's backend by
 tests/support/moto_server.py (`POST /_test/production-pool`, tests/support/production_pool.py):
@@ -1401,8 +1410,446 @@ class RollbackScenario(Scenario):
                 "expected": self.expected, "runs": runs}
 
 
+# ---------------------------------------------------------------------------------------
+# Scale: a synthetic pool of millions of users (tests/support/layer/synthetic.py)
+
+# Like MEASURE_HELPER (a fresh `python3 -S` forks the measured child), but it prints the
+# child's pid first, so that the benchmark can watch the files the child holds open and kill
+# it, and it reports the child's CPU time (user + system) too.
+SCALE_HELPER = r"""
+import os, sys, time
+out, err, timeout, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    fd_in = os.open(os.devnull, os.O_RDONLY)
+    fd_out = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd_err = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd_in, 0); os.dup2(fd_out, 1); os.dup2(fd_err, 2)
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os.write(2, ("cannot run " + argv[0] + "\\n").encode())
+        os._exit(127)
+print(pid, flush=True)
+import json, signal
+timed_out = []
+signal.signal(signal.SIGALRM, lambda *_: (timed_out.append(1), os.kill(pid, signal.SIGKILL)))
+signal.setitimer(signal.ITIMER_REAL, timeout)
+_, status, rusage = os.wait4(pid, 0)
+wall = time.monotonic() - started
+signal.setitimer(signal.ITIMER_REAL, 0)
+print(json.dumps({"wall_s": wall, "exit_code": os.waitstatus_to_exitcode(status),
+                  "peak_rss_kib": rusage.ru_maxrss, "cpu_s": rusage.ru_utime + rusage.ru_stime,
+                  "timed_out": bool(timed_out)}))
+"""
+DISK_POLL_S = 0.05
+
+
+def tree_bytes(path, seen):
+    """Bytes of the regular files under `path` (each (device, inode) once, into `seen`)."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += tree_bytes(entry.path, seen)
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+        except OSError:  # gone meanwhile
+            pass
+    return total
+
+
+def disk_bytes(dirs, pid=None):
+    """Bytes on disk the run holds: the files under `dirs`, and the files process `pid` holds
+    open that have no name any more (spools made with tempfile_in: unlinked at once, so no
+    directory listing shows them)."""
+    seen = set()
+    total = sum(tree_bytes(d, seen) for d in dirs)
+    if pid is not None:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if st.st_nlink == 0 and (st.st_mode & 0o170000) == 0o100000 and \
+                    (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+@dataclass
+class ScaleMeasurement:
+    wall_s: float
+    exit_code: int
+    peak_rss_kib: int
+    cpu_s: float
+    timed_out: bool
+    peak_bytes: int = 0  # the most the run held on disk at once (TMPDIR, output, unlinked)
+    final_bytes: int = 0  # what stays once it ended
+    killed: bool = False  # by kill_when
+
+    @property
+    def peak_temp_bytes(self):
+        return max(0, self.peak_bytes - self.final_bytes)
+
+
+def measure_scale(argv, env, stdout_path, stderr_path, timeout, dirs, kill_when=None):
+    """Run argv as MEASURE_HELPER does and poll, every 50 ms, the bytes it holds on disk in
+    `dirs` (and in unlinked open files); SIGKILL it as soon as `kill_when()` is true."""
+    helper = subprocess.Popen([sys.executable, "-S", "-c", SCALE_HELPER, stdout_path,
+                               stderr_path, str(timeout), *argv],
+                              env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = int(helper.stdout.readline())
+    peak, killed = 0, False
+    while helper.poll() is None:
+        peak = max(peak, disk_bytes(dirs, pid))
+        if kill_when and not killed and kill_when():
+            try:
+                os.kill(pid, 9)
+                killed = True
+            except ProcessLookupError:
+                pass
+        time.sleep(DISK_POLL_S)
+    out, err = helper.communicate()
+    if helper.returncode != 0 or not out.strip():
+        raise SystemExit(f"bench: the measuring helper failed: {err}")
+    final = disk_bytes(dirs)
+    return ScaleMeasurement(**json.loads(out.strip().splitlines()[-1]),
+                            peak_bytes=max(peak, final), final_bytes=final, killed=killed)
+
+
+def count_records(path):
+    """User records in a cbr data file, read as a stream: it is pretty-printed with two-space
+    indents, so each record has one line starting with four spaces and "Username"."""
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.startswith(b'    "Username": '):
+                n += 1
+    return n
+
+
+class ScaleScenario(Scenario):
+    """cbr on a pool of a million users (--users), which moto cannot hold: a synthetic pool of
+    the layer (tests/support/layer/synthetic.py), generated on demand, production-shaped
+    (every status, federated and linked users, disabled users, 20 groups). For the build
+    under test and the --cbr-baseline, side by side: the backup, a backup killed at about
+    half way and resumed, and a restore's reading of the pool (a dry run into the same pool).
+    Measured for each: wall time against the quota's ceiling, the child's CPU seconds per
+    100,000 users, its peak RSS, and the peak of what it held on disk beyond its final output
+    (TMPDIR, fresh for each run, the output's folder, and spools it unlinked at once) per user."""
+
+    name = "scale"
+    POOL = "us-east-1_Scale"
+    SEED = "42"
+    STEPS = {"backup": "cbr backup", "resume": "cbr backup killed at ~50 %, then --resume",
+             "dry-run": "cbr restore --dry-run (reads the whole pool)"}
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.url = None  # the layer holding the synthetic pool
+        self.layer_options = []
+        self.members = {}  # group -> members (the layer counts them)
+        self.backups = {}  # tool -> the folder of its backup run's output
+        self.step = {}  # run name -> "backup" / "resume" / "dry-run"
+
+    @property
+    def users(self):
+        return self.args.scale_users
+
+    @property
+    def rate(self):
+        """ListUsers calls a second the layer allows (None: no quotas)."""
+        return None if self.args.no_quotas else 30 * self.args.quota_scale
+
+    def runs(self):
+        n = self.users
+        builds = [("cbr", "", "")]
+        if self.args.cbr_baseline:
+            builds.append(("cbr-baseline", "-before", "baseline "))
+        runs = []
+        for step, what in self.STEPS.items():
+            for tool, suffix, prefix in builds:
+                run = Run(f"scale-{step}{suffix}", f"{prefix}{what}, {n:,} users", n, tool)
+                self.step[run.name] = step
+                runs.append(run)
+        return runs
+
+    # With --no-quotas the layer enforces nothing, and its GetProvisionedLimit answers this
+    # many times the default rates, so that cbr does not pace itself at them either.
+    UNLIMITED_SCALE = 1000
+
+    def prepare(self, runs):
+        """A layer of its own, holding the synthetic pool (and in front of the same moto, which
+        the pool never reaches): latency as the other scenarios, quotas × --quota-scale or
+        none (--no-quotas)."""
+        self.layer_options = ["--synthetic-pool", f"{self.POOL}={self.users}:{self.SEED}",
+                              "--latency-ms", f"{self.args.latency_ms:g}"]
+        if self.args.no_quotas:
+            self.layer_options += ["--quota-scale", str(self.UNLIMITED_SCALE)]
+        else:
+            self.layer_options += ["--quotas", "--quota-scale", f"{self.args.quota_scale:g}"]
+        layer = subprocess.Popen([sys.executable, LAYER, "--upstream", self.env.moto_url,
+                                  *self.layer_options], stdout=subprocess.PIPE, text=True)
+        self.env.procs.append(layer)
+        line = layer.stdout.readline()
+        if not line.startswith("LISTENING "):
+            raise SystemExit("bench: the layer with the synthetic pool did not start")
+        self.url = "http://" + line.split()[1]
+        started = time.monotonic()
+        with urllib.request.urlopen(self.url + "/_layer/synthetic?members=1", timeout=600) as r:
+            info = json.load(r)[self.POOL]
+        self.members = info["members"]
+        log(f"layer at {self.url} ({' '.join(self.layer_options)}): {self.users:,} synthetic "
+            f"users, {len(self.members)} groups, {sum(self.members.values()):,} memberships "
+            f"(counted in {time.monotonic() - started:.1f} s)")
+
+    def userlist_pages(self):
+        """ListUsers and ListUsersInGroup pages a whole listing needs at least: the users,
+        then every group's members, 60 a page."""
+        return -(-self.users // 60) + sum(-(-m // 60) for m in self.members.values())
+
+    def ceiling_s(self):
+        """users / (30 × 60 × quota scale): the ListUsers quota's ceiling (None: no quotas)."""
+        return self.users / (60 * self.rate) if self.rate else None
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/_layer/stats") as r:
+            return json.load(r)
+
+    def supports_resume(self, tool):
+        help_text = subprocess.run([self.tools[tool], "backup", "--help"], capture_output=True,
+                                   text=True, env=child_env(self.tmp), stdin=subprocess.DEVNULL)
+        return "--resume" in help_text.stdout + help_text.stderr
+
+    def timeout(self):
+        """The longest a run may take: the --timeout, or three times the time the quota needs
+        for its UserList pages, whichever is longer."""
+        floor = self.userlist_pages() / self.rate if self.rate else 0
+        return max(self.args.timeout, 3 * floor)
+
+    def backup_argv(self, tool, out, *extra):
+        return [self.tools[tool], "backup", "-p", self.POOL, "-o", out, "--endpoint-url",
+                self.url, "--region", REGION, "--no-progress", *extra]
+
+    def measure_run(self, run, run_dir, argv, label, kill_when=None):
+        """One child of the run: a fresh TMPDIR, the layer's counters reset, measured."""
+        tmpdir = os.path.join(run_dir, f"tmp-{label}")
+        os.makedirs(tmpdir)
+        env = dict(child_env(self.tmp), TMPDIR=tmpdir)
+        time.sleep(self.args.settle_s)  # let the quota buckets fill up again
+        urllib.request.urlopen(urllib.request.Request(
+            self.url + "/_layer/reset-stats", data=b"", method="POST")).read()
+        m = measure_scale(argv, env, os.path.join(run_dir, f"{label}.stdout"),
+                          os.path.join(run_dir, f"{label}.stderr"), self.timeout(),
+                          [tmpdir, os.path.join(run_dir, "out")], kill_when)
+        return m, self.stats()
+
+    def failed(self, result, m, run_dir, label):
+        """The note for a child that timed out or exited non-zero, or None."""
+        if not m.timed_out and m.exit_code == 0:
+            return None
+        with open(os.path.join(run_dir, f"{label}.stderr"), errors="replace") as f:
+            tail = f.read()[-2000:].strip()
+        log(f"{result.run.name} failed; its stderr ends with:\n{tail}")
+        return ("timed out" if m.timed_out else f"exit code {m.exit_code}") + \
+            (f": {tail.splitlines()[-1]}" if tail else "")
+
+    def execute(self, run):
+        run_dir = os.path.join(self.tmp, run.name)
+        out_dir = os.path.join(run_dir, "out")
+        os.makedirs(out_dir)
+        step = self.step[run.name]
+        result = Result(run, ok=False)
+        if step == "resume" and not self.supports_resume(run.tool):
+            result.ok, result.note = True, "n/a: `cbr backup --help` has no --resume"
+            result.extra["na"] = True
+            return result
+        out = os.path.join(out_dir, "backup.json")
+        if step == "dry-run":
+            source = self.backups.get(run.tool) or self.backup_unmeasured(run.tool)
+            for name in os.listdir(source):  # the backup beside it, as hard links
+                try:
+                    os.link(os.path.join(source, name), os.path.join(out_dir, name))
+                except OSError:
+                    shutil.copy2(os.path.join(source, name), out_dir)
+            argv = [self.tools[run.tool], "restore", "-p", self.POOL, "-i", out, "--dry-run",
+                    "--endpoint-url", self.url, "--region", REGION, "--no-progress"]
+        else:
+            argv = self.backup_argv(run.tool, out)
+        if step == "resume":
+            half = self.userlist_pages() // 2
+
+            def halfway():
+                """Half the UserList pages a backup needs (users and members) answered."""
+                try:
+                    ops = self.stats()["ops"]
+                except OSError:
+                    return False
+                return answered(ops, "ListUsers") + answered(ops, "ListUsersInGroup") >= half
+            first, stats = self.measure_run(run, run_dir, argv, "first", kill_when=halfway)
+            result.extra.update(first_wall_s=round(first.wall_s, 3), first_killed=first.killed,
+                                first_userlist_calls=answered(stats["ops"], "ListUsers") +
+                                answered(stats["ops"], "ListUsersInGroup"),
+                                first_peak_temp_bytes=first.peak_temp_bytes)
+            if not first.killed:
+                result.note = "the first run ended before half way: " + \
+                    (self.failed(result, first, run_dir, "first") or "finished")
+                return result
+            argv = self.backup_argv(run.tool, out, "--resume")
+        m, stats = self.measure_run(run, run_dir, argv, "run")
+        result.wall_s, result.peak_rss_mib = m.wall_s, m.peak_rss_kib / 1024
+        result.throttled = stats["total_throttled"]
+        result.list_users_calls = answered(stats["ops"], "ListUsers")
+        result.ops, result.layer_stats = stats["ops"], stats
+        result.extra.update(cpu_s=round(m.cpu_s, 3), peak_temp_bytes=m.peak_temp_bytes,
+                            peak_bytes=m.peak_bytes, final_bytes=m.final_bytes,
+                            userlist_calls=answered(stats["ops"], "ListUsers") +
+                            answered(stats["ops"], "ListUsersInGroup"),
+                            exit_code=m.exit_code)
+        result.note = self.failed(result, m, run_dir, "run") or ""
+        if result.note:
+            return result
+        try:
+            result.users = self.check(run, out, stats)
+            result.ok = True
+        except (ValueError, OSError) as e:
+            result.note = str(e)
+            log(f"{run.name}: {e}")
+        if result.ok and step == "backup":
+            self.backups[run.tool] = out_dir
+        return result
+
+    def backup_unmeasured(self, tool):
+        """A backup for a dry run whose build's backup run was not asked for (--only)."""
+        folder = os.path.join(self.tmp, f"backup-{tool}")
+        os.makedirs(folder)
+        log(f"backing up {self.POOL} with {tool} for its dry run (not measured)")
+        done = subprocess.run(self.backup_argv(tool, os.path.join(folder, "backup.json")),
+                              env=child_env(self.tmp), cwd=ROOT, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=self.timeout())
+        if done.returncode != 0:
+            raise SystemExit(f"bench: backing up {self.POOL} failed: {done.stderr[-2000:]}")
+        self.backups[tool] = folder
+        return folder
+
+    def check(self, run, out, stats):
+        """Backups hold every user once (a record count, read as a stream, and the manifest's
+        user_count when there is one); a dry run sent no write."""
+        if self.step[run.name] == "dry-run":
+            writes = {op: answered(stats["ops"], op) for op in WRITE_OPS
+                      if answered(stats["ops"], op)}
+            if writes:
+                raise ValueError(f"the dry run wrote: {writes}")
+            return self.users
+        records = count_records(out)
+        manifest = os.path.join(os.path.dirname(out), "backup.meta.json")
+        if os.path.exists(manifest):
+            with open(manifest) as f:
+                counted = json.load(f).get("user_count", records)
+            if counted != records:
+                raise ValueError(f"the manifest says {counted} users, the file holds {records}")
+        if records != self.users:
+            raise ValueError(f"{records:,} records in the backup, the pool has {self.users:,}")
+        return records
+
+    # -- reporting --------------------------------------------------------------------------
+    def cells(self, r):
+        """The table's cells of one run (n/a for a step the build lacks)."""
+        if r.extra.get("na"):
+            return [r.run.label, *["n/a"] * 9, r.note]
+        cpu, temp = r.extra.get("cpu_s"), r.extra.get("peak_temp_bytes")
+        ceiling = self.ceiling_s()
+        per_100k = self.users / 100_000
+        wall = r.wall_s + r.extra.get("first_wall_s", 0)  # a resume: both parts
+        return [r.run.label, f"{r.wall_s:.1f}", f"{ceiling:.1f}" if ceiling else "-",
+                f"{100 * ceiling / wall:.1f}" if ceiling and wall else "-",
+                f"{r.extra.get('userlist_calls', 0):,}", str(r.throttled),
+                f"{cpu:.1f}" if cpu is not None else "-",
+                f"{cpu / per_100k:.2f}" if cpu is not None else "-",
+                f"{r.peak_rss_mib:.1f}",
+                f"{temp / self.users:.0f}" if temp is not None else "-", ok_cell(r)]
+
+    def headline(self):
+        n = self.users
+        quotas = ("quotas off (--no-quotas; GetProvisionedLimit answers "
+                  f"{self.UNLIMITED_SCALE:,} × the defaults): cbr's own costs" if not self.rate else
+                  f"quotas × {self.args.quota_scale:g} (ListUsers {self.rate:g}/s: ceiling "
+                  f"{n:,} / {60 * self.rate:,.0f} users/s = {self.ceiling_s():.1f} s; with the "
+                  f"groups' members, {self.userlist_pages():,} UserList pages take at least "
+                  f"{self.userlist_pages() / self.rate:.1f} s)")
+        return (f"scenario scale: a synthetic pool of {n:,} users (the layer's, "
+                f"production-shaped, {len(self.members)} groups, "
+                f"{sum(self.members.values()):,} memberships), latency "
+                f"{self.args.latency_ms:g} ms per request, {quotas}; TMPDIR fresh for each run")
+
+    def table(self, results):
+        header = ["run", "wall s", "ceiling s", "% ceiling", "UserList calls", "throttled",
+                  "CPU s", "CPU s/100k users", "peak RSS MiB", "peak temp B/user", "ok"]
+        return (format_table(header, [self.cells(r) for r in results], ["<", *">" * 9, "<"]) +
+                "\n\n(a resume row measures the resumed run; its % ceiling counts the killed "
+                "part's wall time too)")
+
+    def summary(self, results):
+        lines = []
+        by = {r.run.name: r for r in results}
+        for r in results:
+            if self.step[r.run.name] == "resume" and r.ok and not r.extra.get("na"):
+                total = r.extra["first_wall_s"] + r.wall_s
+                backup = by.get(r.run.name.replace("resume", "backup"))
+                lines.append(
+                    f"{r.run.name}: killed after {r.extra['first_wall_s']:.1f} s "
+                    f"({r.extra['first_userlist_calls']:,} UserList pages), resumed in "
+                    f"{r.wall_s:.1f} s: {total:.1f} s in all"
+                    + (f", {total / backup.wall_s:.2f} × the uninterrupted backup"
+                       if backup and backup.ok and backup.wall_s else ""))
+        for step in self.STEPS:
+            new, old = by.get(f"scale-{step}"), by.get(f"scale-{step}-before")
+            if not (new and old and new.ok and old.ok) or new.extra.get("na") or \
+                    old.extra.get("na"):
+                continue
+            ratios = [("wall", new.wall_s, old.wall_s),
+                      ("CPU", new.extra["cpu_s"], old.extra["cpu_s"]),
+                      ("peak RSS", new.peak_rss_mib, old.peak_rss_mib),
+                      ("peak temp", new.extra["peak_temp_bytes"], old.extra["peak_temp_bytes"])]
+            lines.append(f"{step}, this build against the baseline: " + ", ".join(
+                f"{what} × {a / b:.2f}" if b else f"{what} {a:g} (baseline 0)"
+                for what, a, b in ratios))
+        return lines
+
+    def to_json(self, results):
+        runs = []
+        for r in results:
+            doc = r.to_json()
+            doc.update(step=self.step[r.run.name], ops=r.ops,
+                       **{k: v for k, v in r.extra.items()})
+            if r.extra.get("cpu_s") is not None:
+                doc["cpu_s_per_100k_users"] = round(r.extra["cpu_s"] / (self.users / 100_000), 3)
+                doc["peak_temp_bytes_per_user"] = round(r.extra["peak_temp_bytes"] / self.users, 1)
+            runs.append(doc)
+        return {"scenario": self.name, "users": self.users, "pool": self.POOL,
+                "scale_layer_options": self.layer_options, "groups": self.members,
+                "ceiling_s": self.ceiling_s(), "userlist_pages": self.userlist_pages(),
+                "runs": runs}
+
+
 SCENARIOS = {s.name: s for s in [BackupScenario, RestoreScenario, QuotasScenario,
-                                        RerunScenario, RollbackScenario]}
+                                        RerunScenario, RollbackScenario, ScaleScenario]}
+NOT_IN_ALL = {"scale"}  # asked for by name only: a million users take an hour at the quotas
 
 
 # ---------------------------------------------------------------------------------------
@@ -1448,12 +1895,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="backup",
-                   help="what to run (default: %(default)s; all: every scenario in one go)")
+                   help="what to run (default: %(default)s; all: every scenario in one go, "
+                        "but scale)")
     p.add_argument("--cbr", default="target/release/cbr",
                    help="cbr binary (default: %(default)s, built with cargo if missing)")
     p.add_argument("--aws", help="AWS CLI to run (default: `aws` on PATH)")
     p.add_argument("--latency-ms", type=float, default=60, help="simulated round trip (default: 60)")
-    p.add_argument("--users", type=int, default=10_000, help="users in the large pool (backup)")
+    p.add_argument("--users", type=int,
+                   help="users in the large pool (backup, quotas2x; default: 10,000) or in the "
+                        "synthetic pool (scale; default: 1,000,000)")
+    p.add_argument("--quota-scale", type=float, default=1.0,
+                   help="scale: the layer's quotas × this (default: %(default)s)")
+    p.add_argument("--no-quotas", action="store_true",
+                   help="scale: no quotas at all, to measure cbr's own costs")
     p.add_argument("--restore-users", type=int, default=1_000,
                    help="users in the pool that is backed up and restored (restore; default: "
                         "%(default)s)")
@@ -1468,11 +1922,13 @@ def main():
                    help="%% of the rollback pool's users damaged (default: %(default)s)")
     p.add_argument("--cbr-baseline", metavar="PATH",
                    help="another cbr binary (e.g. today's) whose restore is run in rerun as "
-                        "the \"before\" column")
+                        "the \"before\" column (and in rollback and scale)")
     p.add_argument("--only", help="comma-separated run names (backup: cbr, cbr-c1, aws-cli, "
                                   "cbr-1k; restore: cbr-restore, cbr-restore-c1; quotas2x: "
                                   "backup-1x, backup-2x, restore-1x, restore-2x; rerun: "
-                                  "rerun-list, rerun, rerun-before; rollback: rollback)")
+                                  "rerun-list, rerun, rerun-before; rollback: rollback; "
+                                  "scale: scale-backup, scale-resume, scale-dry-run and "
+                                  "each with -before)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
@@ -1480,8 +1936,11 @@ def main():
                    help="pause before each run, so the quota buckets start full")
     p.add_argument("--keep-files", action="store_true", help="keep the outputs and logs")
     args = p.parse_args()
+    args.scale_users = args.users or 1_000_000
+    args.users = args.users or 10_000
 
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = [n for n in SCENARIOS if n not in NOT_IN_ALL] if args.scenario == "all" \
+        else [args.scenario]
     plan = [(SCENARIOS[name](args), None) for name in names]
     plan = [(scenario, scenario.runs()) for scenario, _ in plan]
     if args.only:
