@@ -1,16 +1,49 @@
 //! AWS settings → SDK clients: region, profile and endpoints from flags or the SDK's default
 //! chain, timeouts; for Cognito the SDK's own retries turned off (cbr retries itself, under its
 //! rate limits, in `cognito`), for S3 the SDK's standard retries with the same attempt count.
-//! Missing region or credentials fail here, at once, in one line, before any request.
+//! Missing region or credentials fail here, at once, in one line, before any request. The AWS
+//! flags themselves (`AwsArgs`, flattened into every command) live here too.
 
-use crate::cli::AwsArgs;
 use anyhow::{Result, anyhow, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::ProvideCredentials;
 use aws_types::service_config::ServiceConfigKey;
+use clap::Args;
 use std::time::Duration;
+
+/// The heading of the flags every command takes, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
+/// AWS settings shared by every command; the AWS CLI's names.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = GLOBAL)]
+pub struct AwsArgs {
+    /// AWS Region (default: AWS_REGION or the profile's region)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Named profile from the shared AWS config (default: AWS_PROFILE or "default")
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Send Cognito requests to this endpoint instead of Cognito's (default:
+    /// AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL); S3 requests follow
+    /// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Address S3 buckets in the path (https://host/bucket/key), as S3-compatible stores
+    /// need; automatic when an S3 endpoint URL is configured
+    #[arg(long, global = true)]
+    pub s3_path_style: bool,
+
+    /// Attempts per request before giving up on throttling, 5xx, timeouts and dropped connections
+    #[arg(long, global = true, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+}
 
 /// A Cognito client for the settings, the region it talks to and the endpoint, for messages.
 pub struct Connection {
@@ -85,22 +118,11 @@ fn credentials_error(e: &CredentialsError) -> anyhow::Error {
             "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, pass \
              --profile, or configure SSO or a role (the same sources the AWS CLI reads)"
         ),
-        other => anyhow!("cannot load AWS credentials: {}", error_chain(other)),
+        other => anyhow!(
+            "cannot load AWS credentials: {}",
+            crate::errors::error_chain(other)
+        ),
     }
-}
-
-/// An error's message and its sources' messages, joined with `: `.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// An S3 client for the same settings. Endpoints follow the SDK (AWS_ENDPOINT_URL_S3,

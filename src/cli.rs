@@ -1,8 +1,16 @@
-//! Command-line interface: the commands, their flags and help text. Doc comments here are the
-//! `--help` output. Values are checked for shape here; `main` turns them into work.
+//! Command-line interface: the commands, their flags and help text, and the only module that
+//! knows clap (with `aws`, which owns the AWS flags it turns into an SDK configuration). Doc
+//! comments here are the `--help` output. Values are checked for shape here, and each command's
+//! arguments become its pipeline's plain, validated options (`backup::Options`,
+//! `restore::Options`, …) before any work starts.
 
+use crate::aws::AwsArgs;
+use crate::backup_file::{names, read_groups_files};
 use crate::location::Location;
+use crate::selection::Selection;
 use crate::shard::Shard;
+use crate::{backup, create_pool, restore, verify};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -35,35 +43,6 @@ pub struct Cli {
 
 /// The heading of the flags every command takes, apart from each command's own.
 const GLOBAL: &str = "Global options";
-
-/// AWS settings shared by every command; the AWS CLI's names.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = GLOBAL)]
-pub struct AwsArgs {
-    /// AWS Region (default: AWS_REGION or the profile's region)
-    #[arg(long, global = true, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// Named profile from the shared AWS config (default: AWS_PROFILE or "default")
-    #[arg(long, global = true, value_name = "NAME")]
-    pub profile: Option<String>,
-
-    /// Send Cognito requests to this endpoint instead of Cognito's (default:
-    /// AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL); S3 requests follow
-    /// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
-    #[arg(long, global = true, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-
-    /// Address S3 buckets in the path (https://host/bucket/key), as S3-compatible stores
-    /// need; automatic when an S3 endpoint URL is configured
-    #[arg(long, global = true)]
-    pub s3_path_style: bool,
-
-    /// Attempts per request before giving up on throttling, 5xx, timeouts and dropped connections
-    #[arg(long, global = true, default_value_t = 8, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-}
 
 #[derive(Debug, Subcommand)]
 // Parsed once per run: the size of the largest variant does not matter.
@@ -169,7 +148,7 @@ pub enum InvitationMedium {
     Both,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
     /// ID of the user pool to restore into
     #[arg(
@@ -345,6 +324,129 @@ pub struct DiffArgs {
     /// Cap on ListUsers requests per second while reading the pool
     #[arg(long, value_name = "N", value_parser = parse_rps)]
     pub max_rps: Option<f64>,
+}
+
+impl BackupArgs {
+    pub fn options(&self, quiet: bool) -> backup::Options {
+        backup::Options {
+            pool_id: self.pool_id.clone(),
+            out: self.out.clone(),
+            shard: self.shard,
+            concurrency: self.concurrency as usize,
+            progress: !(quiet || self.no_progress),
+            recipients: self.recipient.clone(),
+            recipients_files: self.recipients_file.clone(),
+        }
+    }
+}
+
+impl RestoreArgs {
+    /// The restore's options; `inputs` are the data files, expanded once.
+    pub fn options(
+        &self,
+        inputs: Vec<Location>,
+        region: &str,
+        quiet: bool,
+    ) -> Result<restore::Options> {
+        if self.send_invitations && self.password_mode == PasswordMode::Permanent {
+            bail!("--send-invitations needs --password-mode temporary");
+        }
+        let selection = Selection::new(&self.user, &self.users_from, self.filter.clone())?;
+        let extra_groups = read_groups_files(&inputs, self.groups_file.as_deref())?
+            .into_iter()
+            .flat_map(|f| f.groups)
+            .collect();
+        Ok(restore::Options {
+            pool_id: self.pool_id.clone(),
+            region: region.to_string(),
+            inputs,
+            dry_run: self.dry_run,
+            plan_json: self.output == OutputFormat::Json,
+            password_mode: self.password_mode.into(),
+            invitations: self
+                .send_invitations
+                .then_some(self.invitation_medium.into()),
+            ignore_checksum: self.ignore_checksum,
+            sub_map: self.sub_map.clone(),
+            report: self.report.clone(),
+            concurrency: self.concurrency as usize,
+            progress: !(quiet || self.no_progress),
+            update_existing: self.update_existing,
+            allow_triggers: self.allow_triggers,
+            selection,
+            extra_groups,
+        })
+    }
+
+    /// The options of `--create-pool`; `None` without it.
+    pub fn create_pool_options(&self, inputs: &[Location]) -> Result<Option<create_pool::Options>> {
+        let Some(name) = self.create_pool.clone() else {
+            if self.domain_prefix.is_some() || self.client_map.is_some() {
+                bail!("--domain-prefix and --client-map need --create-pool");
+            }
+            return Ok(None);
+        };
+        if name.trim().is_empty() {
+            bail!("--create-pool needs a pool name");
+        }
+        let first = inputs.first().context("no input file")?;
+        Ok(Some(create_pool::Options {
+            name,
+            inputs: inputs.to_vec(),
+            domain_prefix: self.domain_prefix.clone(),
+            client_map: self
+                .client_map
+                .clone()
+                .unwrap_or_else(|| names::client_map_path(first)),
+            dry_run: self.dry_run,
+            ignore_checksum: self.ignore_checksum,
+        }))
+    }
+}
+
+impl VerifyArgs {
+    /// The verify's options; `inputs` are the data files, expanded once.
+    pub fn options(&self, inputs: Vec<Location>) -> verify::Options {
+        verify::Options {
+            inputs,
+            pool_id: self.pool_id.clone(),
+            groups_file: self.groups_file.clone(),
+        }
+    }
+}
+
+impl From<PasswordMode> for restore::PasswordMode {
+    fn from(mode: PasswordMode) -> Self {
+        match mode {
+            PasswordMode::Permanent => restore::PasswordMode::Permanent,
+            PasswordMode::Temporary => restore::PasswordMode::Temporary,
+        }
+    }
+}
+
+impl From<InvitationMedium> for restore::InvitationMedium {
+    fn from(medium: InvitationMedium) -> Self {
+        match medium {
+            InvitationMedium::Email => restore::InvitationMedium::Email,
+            InvitationMedium::Sms => restore::InvitationMedium::Sms,
+            InvitationMedium::Both => restore::InvitationMedium::Both,
+        }
+    }
+}
+
+impl Cli {
+    /// The command line of this process; a usage error exits 2 with clap's message.
+    pub fn from_args() -> Cli {
+        Cli::parse()
+    }
+}
+
+impl CompletionsArgs {
+    /// The completion script for the shell.
+    pub fn write(&self, out: &mut dyn std::io::Write) {
+        use clap::CommandFactory;
+        clap_complete::generate(self.shell, &mut Cli::command(), "cbr", out);
+    }
 }
 
 /// Writes the man pages, from the same definitions as `--help`, into `dir`: `cbr.1` and one

@@ -13,7 +13,9 @@
 
 use crate::backup_file::{EXTERNAL_PROVIDER, Manifest, UserRecord, names};
 use crate::cognito::PoolInfo;
+use crate::join::Join;
 use crate::location::Location;
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -162,6 +164,43 @@ impl Comparison {
     }
 }
 
+/// The users of two sides (the backup's, and the pool's or a newer backup's) paired by who
+/// they are ([`Identity`]), in memory that does not grow with the pool (`join`): push each
+/// side, then walk the pairs. How verify and diff match; restore's reading of its target pairs
+/// by `sub` first and by the same key after.
+pub struct Pairs {
+    join: Join<UserRecord>,
+    identity: Identity,
+}
+
+impl Pairs {
+    /// `expected`: about the larger side's number of users.
+    pub fn new(dir: &std::path::Path, expected: u64, identity: Identity) -> Result<Pairs> {
+        Ok(Pairs {
+            join: Join::new(dir, expected)?,
+            identity,
+        })
+    }
+
+    /// A user of the backup.
+    pub fn want(&mut self, user: &UserRecord) -> Result<()> {
+        self.join.push_left(&self.identity.key_or_name(user), user)
+    }
+
+    /// A user of the other side.
+    pub fn have(&mut self, user: &UserRecord) -> Result<()> {
+        self.join.push_right(&self.identity.key_or_name(user), user)
+    }
+
+    /// Calls `each` with every pair: the backup's user and the other side's, either missing.
+    pub fn walk(
+        self,
+        each: impl FnMut(Option<UserRecord>, Option<UserRecord>) -> Result<()>,
+    ) -> Result<()> {
+        self.join.run(each)
+    }
+}
+
 /// What differs between a wanted user (`want`, from a backup) and the user as it is (`have`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserDiff {
@@ -289,26 +328,8 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup_file::Attribute;
 
-    pub fn user(name: &str, attrs: &[(&str, &str)]) -> UserRecord {
-        UserRecord {
-            attributes: attrs
-                .iter()
-                .map(|(n, v)| Attribute {
-                    name: n.to_string(),
-                    value: Some(v.to_string()),
-                })
-                .collect(),
-            enabled: true,
-            mfa_options: None,
-            user_create_date: None,
-            user_last_modified_date: None,
-            user_status: Some("CONFIRMED".into()),
-            username: name.into(),
-            groups: None,
-        }
-    }
+    use crate::backup_file::test_user as user;
 
     #[test]
     fn same_user_with_another_sub_has_no_difference() {

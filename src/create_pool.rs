@@ -10,7 +10,6 @@
 
 use crate::backup_file::names::{self, find_config};
 use crate::backup_file::{Identities, Manifest, PoolConfig, for_each_record, sha256_file};
-use crate::cli::RestoreArgs;
 use crate::cognito::Cognito;
 use crate::location::Location;
 use crate::pool_config::{self as config, RESTORED_FROM_TAG};
@@ -27,33 +26,6 @@ pub struct Options {
     pub client_map: PathBuf,
     pub dry_run: bool,
     pub ignore_checksum: bool,
-}
-
-impl Options {
-    /// `None` without `--create-pool`.
-    pub fn from_args(args: &RestoreArgs) -> Result<Option<Options>> {
-        let Some(name) = args.create_pool.clone() else {
-            if args.domain_prefix.is_some() || args.client_map.is_some() {
-                bail!("--domain-prefix and --client-map need --create-pool");
-            }
-            return Ok(None);
-        };
-        if name.trim().is_empty() {
-            bail!("--create-pool needs a pool name");
-        }
-        let first = args.inputs.first().context("no input file")?;
-        Ok(Some(Options {
-            name,
-            inputs: args.inputs.clone(),
-            domain_prefix: args.domain_prefix.clone(),
-            client_map: args
-                .client_map
-                .clone()
-                .unwrap_or_else(|| names::client_map_path(first)),
-            dry_run: args.dry_run,
-            ignore_checksum: args.ignore_checksum,
-        }))
-    }
 }
 
 /// Creates (or, on a rerun, completes) the pool and returns its id, to restore the users into.
@@ -76,7 +48,47 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
     }
 
     let mut summary = Vec::new();
-    let (pool_id, arn) = match existing {
+    let (pool_id, arn) = create_or_continue(cognito, &config, opts, existing, &mut summary).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{pool_id}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    // Providers before clients: a client names the providers it signs in with.
+    summary.push(create_providers(cognito, &config, &pool_id).await?);
+    summary.push(create_resource_servers(cognito, &config, &pool_id).await?);
+    let (line, map) = create_clients(cognito, &config, &pool_id).await?;
+    summary.push(line);
+    summary.extend(create_domains(cognito, &config, &pool_id, prefix.as_deref()).await?);
+    if let Some(line) = set_mfa(cognito, &config, &pool_id).await? {
+        summary.push(line);
+    }
+
+    let mut lines = Vec::new();
+    for m in &map {
+        lines.extend(serde_json::to_vec(m)?);
+        lines.push(b'\n');
+    }
+    crate::location::write_atomic(&opts.client_map, &lines)?;
+    summary.push(format!("client map: {}", opts.client_map.display()));
+    summary.extend(not_recreated(&config));
+    summary.extend(trigger_permissions(&config, &pool_id, arn));
+    eprintln!("create pool {:?} from {}:", opts.name, config.pool_id);
+    for line in summary {
+        eprintln!("  {line}");
+    }
+    Ok(Some(pool_id))
+}
+
+/// The pool an earlier run created, or a new one: its id and ARN.
+async fn create_or_continue(
+    cognito: &Cognito,
+    config: &PoolConfig,
+    opts: &Options,
+    existing: Option<(String, String)>,
+    summary: &mut Vec<String>,
+) -> Result<(String, String)> {
+    Ok(match existing {
         Some((id, arn)) => {
             summary.push(format!(
                 "pool {id} found (created by an earlier run): continuing"
@@ -85,7 +97,7 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
         }
         None => {
             let created = cognito
-                .create_pool_json(&config::create_pool_request(&config, &opts.name))
+                .create_pool_json(&config::create_pool_request(config, &opts.name))
                 .await
                 .with_context(|| format!("creating user pool {:?}", opts.name))?;
             let id = created["Id"]
@@ -97,18 +109,17 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
                 created["Arn"].as_str().unwrap_or_default().to_string(),
             )
         }
-    };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{pool_id}")?;
-    stdout.flush()?;
-    drop(stdout);
+    })
+}
 
+/// The identity providers the pool lacks.
+async fn create_providers(cognito: &Cognito, config: &PoolConfig, pool_id: &str) -> Result<String> {
     let present = cognito
-        .providers_json(&pool_id)
+        .providers_json(pool_id)
         .await
         .with_context(|| format!("listing identity providers of {pool_id}"))?;
     let mut made = 0;
-    for req in config::provider_requests(&config, &pool_id) {
+    for req in config::provider_requests(config, pool_id) {
         if present
             .iter()
             .any(|p| p["ProviderName"] == req["ProviderName"])
@@ -121,17 +132,24 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
             .with_context(|| format!("creating identity provider {}", req["ProviderName"]))?;
         made += 1;
     }
-    summary.push(format!(
+    Ok(format!(
         "identity providers created   {made} of {}",
         config.identity_providers.len()
-    ));
+    ))
+}
 
+/// The resource servers the pool lacks.
+async fn create_resource_servers(
+    cognito: &Cognito,
+    config: &PoolConfig,
+    pool_id: &str,
+) -> Result<String> {
     let present = cognito
-        .resource_servers_json(&pool_id)
+        .resource_servers_json(pool_id)
         .await
         .with_context(|| format!("listing resource servers of {pool_id}"))?;
     let mut made = 0;
-    for req in config::resource_server_requests(&config, &pool_id) {
+    for req in config::resource_server_requests(config, pool_id) {
         if present.iter().any(|s| s["Identifier"] == req["Identifier"]) {
             continue;
         }
@@ -141,14 +159,21 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
             .with_context(|| format!("creating resource server {}", req["Identifier"]))?;
         made += 1;
     }
-    summary.push(format!(
+    Ok(format!(
         "resource servers created     {made} of {}",
         config.resource_servers.len()
-    ));
+    ))
+}
 
+/// The app clients the pool lacks, and the old → new client id map of every client.
+async fn create_clients(
+    cognito: &Cognito,
+    config: &PoolConfig,
+    pool_id: &str,
+) -> Result<(String, Vec<Value>)> {
     // Clients are matched by name, in order (Cognito allows two clients of one name).
     let mut present = cognito
-        .clients_json(&pool_id)
+        .clients_json(pool_id)
         .await
         .with_context(|| format!("listing app clients of {pool_id}"))?;
     let mut made = 0;
@@ -156,7 +181,7 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
     for (old, req) in config
         .clients
         .iter()
-        .zip(config::client_requests(&config, &pool_id))
+        .zip(config::client_requests(config, pool_id))
     {
         let new_id = match present
             .iter()
@@ -178,90 +203,98 @@ pub async fn run(cognito: &Cognito, opts: &Options, ids: &Identities) -> Result<
             "new_client_id": new_id,
         }));
     }
-    summary.push(format!(
+    let line = format!(
         "app clients created          {made} of {}",
         config.clients.len()
-    ));
+    );
+    Ok((line, map))
+}
 
-    let mut made = 0;
-    for req in config::domain_requests(&config, &pool_id, prefix.as_deref()) {
+/// The domain, unless the pool has it already.
+async fn create_domains(
+    cognito: &Cognito,
+    config: &PoolConfig,
+    pool_id: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for req in config::domain_requests(config, pool_id, prefix) {
         let domain = req["Domain"].as_str().unwrap_or_default();
         let owner = cognito
             .describe_domain_json(domain)
             .await
             .with_context(|| format!("describing domain {domain}"))?;
-        if owner.is_some_and(|d| d["UserPoolId"] == pool_id.as_str()) {
+        if owner.is_some_and(|d| d["UserPoolId"] == pool_id) {
             continue;
         }
         cognito
             .create_domain_json(&req)
             .await
             .with_context(|| format!("creating domain {domain}"))?;
-        made += 1;
-        summary.push(format!("domain {domain} created"));
+        lines.push(format!("domain {domain} created"));
     }
-    if made == 0 && !config.domains.is_empty() {
-        summary.push("domain already present".to_string());
+    if lines.is_empty() && !config.domains.is_empty() {
+        lines.push("domain already present".to_string());
     }
+    Ok(lines)
+}
 
-    if let Some(req) = config::mfa_request(&config, &pool_id) {
-        cognito
-            .set_mfa_config_json(&req)
-            .await
-            .with_context(|| format!("setting the MFA configuration of {pool_id}"))?;
-        summary.push(format!(
-            "MFA configuration set        {}",
-            req["MfaConfiguration"].as_str().unwrap_or("?")
-        ));
-    }
+/// The MFA configuration, if one was recorded.
+async fn set_mfa(cognito: &Cognito, config: &PoolConfig, pool_id: &str) -> Result<Option<String>> {
+    let Some(req) = config::mfa_request(config, pool_id) else {
+        return Ok(None);
+    };
+    cognito
+        .set_mfa_config_json(&req)
+        .await
+        .with_context(|| format!("setting the MFA configuration of {pool_id}"))?;
+    Ok(Some(format!(
+        "MFA configuration set        {}",
+        req["MfaConfiguration"].as_str().unwrap_or("?")
+    )))
+}
 
-    let mut lines = Vec::new();
-    for m in &map {
-        lines.extend(serde_json::to_vec(m)?);
-        lines.push(b'\n');
-    }
-    crate::location::write_atomic(&opts.client_map, &lines)?;
-    summary.push(format!("client map: {}", opts.client_map.display()));
-
-    for u in &config.unavailable {
-        summary.push(format!(
+/// The parts that could not be read at backup time, or that cbr records but does not create.
+fn not_recreated(config: &PoolConfig) -> Vec<String> {
+    let unreadable = config.unavailable.iter().map(|u| {
+        format!(
             "not recreated: {} could not be read at backup time ({})",
             u.part,
             u.code.as_deref().unwrap_or("no error code")
-        ));
-    }
-    for part in config.other.keys() {
-        summary.push(format!(
-            "not recreated: {part} (recorded in the configuration file)"
-        ));
+        )
+    });
+    let kept = config
+        .other
+        .keys()
+        .map(|part| format!("not recreated: {part} (recorded in the configuration file)"));
+    unreadable.chain(kept).collect()
+}
+
+/// The commands that let the new pool invoke its Lambda triggers, which keep their ARNs.
+fn trigger_permissions(config: &PoolConfig, pool_id: &str, arn: String) -> Vec<String> {
+    let arns = config::lambda_arns(config);
+    if arns.is_empty() {
+        return vec![];
     }
     let pool_arn = if arn.is_empty() {
         // An endpoint that does not echo the ARN: the old one with the new id.
         config.user_pool["Arn"]
             .as_str()
             .unwrap_or_default()
-            .replace(&config.pool_id, &pool_id)
+            .replace(&config.pool_id, pool_id)
     } else {
         arn
     };
-    let arns = config::lambda_arns(&config);
-    if !arns.is_empty() {
-        summary.push(
-            "Lambda triggers keep their ARNs; let the new pool invoke each function:".to_string(),
-        );
-        for arn in arns {
-            summary.push(format!(
-                "  aws lambda add-permission --function-name {arn} --statement-id cbr-{pool_id} \
-                 --action lambda:InvokeFunction --principal cognito-idp.amazonaws.com \
-                 --source-arn {pool_arn}"
-            ));
-        }
+    let mut lines =
+        vec!["Lambda triggers keep their ARNs; let the new pool invoke each function:".to_string()];
+    for arn in arns {
+        lines.push(format!(
+            "  aws lambda add-permission --function-name {arn} --statement-id cbr-{pool_id} \
+             --action lambda:InvokeFunction --principal cognito-idp.amazonaws.com \
+             --source-arn {pool_arn}"
+        ));
     }
-    eprintln!("create pool {:?} from {}:", opts.name, config.pool_id);
-    for line in summary {
-        eprintln!("  {line}");
-    }
-    Ok(Some(pool_id))
+    lines
 }
 
 /// Reads the configuration beside the first input and checks it and the data files before

@@ -7,12 +7,11 @@
 //! pool it was taken from, are compared literally; a backup and a pool a restore made, as
 //! restored (`compare::Comparison`).
 
-use crate::backup;
 use crate::backup_file::names;
 use crate::backup_file::{Identities, Manifest, for_each_record};
 use crate::cognito::Cognito;
-use crate::compare::{Comparison, Identity};
-use crate::join::Join;
+use crate::compare::{Comparison, Identity, Pairs};
+use crate::listing;
 use crate::location::Location;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -22,7 +21,6 @@ pub enum Other<'a> {
     Backup(Location),
     Pool {
         cognito: &'a Cognito,
-        region: &'a str,
         pool_id: String,
     },
 }
@@ -130,14 +128,10 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
                 .unwrap_or_default();
             (path, name, identity, Comparison::Literal)
         }
-        Other::Pool {
-            cognito,
-            region,
-            pool_id,
-        } => {
-            let identity = Identity::of(&cognito.describe_pool(&pool_id).await?);
+        Other::Pool { cognito, pool_id } => {
             let comparison = Comparison::with_pool(&pool_id, a, manifest.as_slice());
-            let snap = backup::read_pool(cognito, region, &pool_id, dir.path(), false).await?;
+            let snap = listing::snapshot(cognito, &pool_id, None, dir.path(), false).await?;
+            let identity = Identity::of(&snap.pool);
             (snap.data, format!("pool {pool_id}"), identity, comparison)
         }
     };
@@ -155,13 +149,10 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
         status_as_restored: 0,
         federated_not_restored: 0,
     };
-    let mut join = Join::new(dir.path(), expected)?;
-    report.users_in_a =
-        for_each_record(a, ids, |_, u| join.push_left(&identity.key_or_name(&u), &u))?;
-    report.users_in_b = for_each_record(&b_path, ids, |_, u| {
-        join.push_right(&identity.key_or_name(&u), &u)
-    })?;
-    join.run(|a, b| {
+    let mut pairs = Pairs::new(dir.path(), expected, identity.clone())?;
+    report.users_in_a = for_each_record(a, ids, |_, u| pairs.want(&u))?;
+    report.users_in_b = for_each_record(&b_path, ids, |_, u| pairs.have(&u))?;
+    pairs.walk(|a, b| {
         match (a, b) {
             (Some(a), Some(b)) => {
                 let judged = comparison.judge(&a, &b);

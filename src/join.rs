@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn user(name: &str) -> UserRecord {
-        serde_json::from_str(&format!(r#"{{"Username":"{name}"}}"#)).unwrap()
+        crate::backup_file::test_user(name, &[])
     }
 
     #[test]

@@ -1,29 +1,26 @@
 //! `cbr`: back up and restore AWS Cognito user pools.
 //!
-//! `main` parses the command line, sets up logging on stderr, runs the command and turns the
-//! outcome into an exit code. Everything else lives in the library (`src/lib.rs`).
+//! `main` parses the command line, sets up logging on stderr, runs one function per command
+//! (options from the arguments first, then the work) and turns the outcome into an exit code
+//! (`exit_codes`). Everything else lives in the library (`src/lib.rs`).
 
 use anyhow::{Result, bail};
+use cbr::aws::{self, AwsArgs};
 use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
-use cbr::cli::{Cli, Command, DiffArgs, OutputFormat, VerifyArgs};
+use cbr::cli::{
+    BackupArgs, Cli, Command, CompletionsArgs, DiffArgs, ListArgs, OutputFormat, RestoreArgs,
+    VerifyArgs,
+};
 use cbr::cognito::{Category, Cognito};
+use cbr::exit_codes::ExitCode as Exit;
 use cbr::location::Location;
-use cbr::{aws, backup, create_pool, diff, restore, s3, verify};
-use clap::{CommandFactory, Parser};
+use cbr::location::s3;
+use cbr::{backup, create_pool, diff, restore, verify};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Exit codes: 0 success; 1 error; 2 usage error (clap); 3 finished, but not everything is
-/// right (restore: some users failed; verify: differences found); 130 interrupted (Ctrl-C or
-/// SIGTERM).
-mod exit {
-    pub const ERROR: u8 = 1;
-    pub const INCOMPLETE: u8 = 3;
-    pub const INTERRUPTED: u8 = 130;
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_args();
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,203 +29,216 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(exit::ERROR);
+            return Exit::Error.into();
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+        Ok(code) => code.into(),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             tracing::error!("{e:#}");
-            ExitCode::from(exit::ERROR)
+            Exit::Error.into()
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Command::Completions(args) = &cli.command {
-        let mut out = std::io::stdout().lock();
-        clap_complete::generate(args.shell, &mut Cli::command(), "cbr", &mut out);
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
+/// One function per command.
+async fn run(cli: Cli) -> Result<Exit> {
+    let (aws, quiet) = (&cli.aws, cli.quiet);
+    match cli.command {
+        Command::Completions(args) => completions(&args),
+        Command::List(args) => list(aws, &args).await,
+        Command::Backup(args) => backup(aws, &args, quiet).await,
+        Command::Restore(args) => restore(aws, &args, quiet).await,
+        Command::Verify(args) => verify(aws, &args).await,
+        Command::Diff(args) => diff(aws, &args).await,
     }
-    connect_s3(&cli).await?;
-    // `verify` without a pool works offline: no region or credentials needed (but S3
-    // inputs need both).
-    if let Command::Verify(args) = &cli.command
-        && args.pool_id.is_none()
-    {
-        let mut args = args.clone();
-        args.inputs = data_files(args.inputs)?;
-        let ids = load_identities(&args.identity)?;
-        let report = verify::run(None, &args, ids).await?;
-        return print_verify(&args, &report);
-    }
-    if let Command::Diff(args) = &cli.command
-        && args.pool_id.is_none()
-    {
-        let ids = load_identities(&args.identity)?;
-        let b = diff::Other::Backup(args.b.clone().expect("clap requires B without --pool-id"));
-        let report = diff::run(&args.a, b, &ids).await?;
-        return print_diff(args, &report);
-    }
-    // Before anything is read from the pool or written to it: the same file given twice, or
-    // part of a shard set (unless --partial), is refused, naming the files.
-    if let Command::Restore(args) = &cli.command {
-        let inputs = data_files(args.inputs.clone())?;
-        if let Some(twice) = repeated_input(&inputs) {
-            bail!(
-                "{} is given more than once among the inputs; nothing was written",
-                twice.display()
-            );
-        }
-        let missing = if args.partial {
-            vec![]
-        } else {
-            missing_from_inputs(&inputs)?
-        };
-        if !missing.is_empty() {
-            let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
-            bail!(
-                "the inputs are part of a shard set whose other files are not given: {}; \
-                 nothing was written (add them to --in, or pass --partial to restore only these \
-                 shards)",
-                names.join(", ")
-            );
-        }
-    }
+}
+
+fn completions(args: &CompletionsArgs) -> Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    args.write(&mut out);
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// A Cognito client whose limiters are capped by `cap` per category, and its region.
+async fn connect(
+    aws: &AwsArgs,
+    cap: &dyn Fn(Category) -> Option<f64>,
+) -> Result<(Cognito, String)> {
     let aws::Connection {
         client,
         region,
         endpoint,
-    } = aws::connect(&cli.aws).await?;
-    let max_attempts = cli.aws.max_attempts;
-    let cognito = |cap: &dyn Fn(Category) -> Option<f64>| {
-        Cognito::new(client.clone(), max_attempts, cap).with_endpoint(&endpoint)
-    };
-    match cli.command {
-        Command::List(args) => {
-            let cognito = cognito(&|_| None);
-            let pools = cognito.list_pools().await?;
-            let mut out = std::io::stdout().lock();
-            match args.output {
-                OutputFormat::Text => {
-                    for p in &pools {
-                        writeln!(out, "id: {} name: {}", p.id, p.name)?;
-                    }
-                }
-                OutputFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &pools)?;
-                    writeln!(out)?;
-                }
-            }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Backup(mut args) => {
-            args.no_progress |= cli.quiet;
-            let cap = args.max_rps;
-            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
-            // Dropping the backup future removes its temporary files.
-            tokio::select! {
-                result = backup::run(&cognito, &region, &args) => {
-                    let summary = result?;
-                    tracing::info!(
-                        "wrote {} users to {} (manifest {}); {} calls throttled",
-                        summary.users,
-                        summary.data.display(),
-                        summary.manifest.display(),
-                        cognito.stats.throttled.load(std::sync::atomic::Ordering::Relaxed)
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                _ = interrupted() => {
-                    tracing::error!("interrupted: no backup was written");
-                    Ok(ExitCode::from(exit::INTERRUPTED))
-                }
+    } = aws::connect(aws).await?;
+    let cognito = Cognito::new(client, aws.max_attempts, cap).with_endpoint(&endpoint);
+    Ok((cognito, region))
+}
+
+/// A cap on ListUsers alone (backup, verify, diff).
+fn user_list_cap(cap: Option<f64>) -> impl Fn(Category) -> Option<f64> {
+    move |c| if c == Category::UserList { cap } else { None }
+}
+
+async fn list(aws: &AwsArgs, args: &ListArgs) -> Result<Exit> {
+    let (cognito, _) = connect(aws, &|_| None).await?;
+    let pools = cognito.list_pools().await?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        OutputFormat::Text => {
+            for p in &pools {
+                writeln!(out, "id: {} name: {}", p.id, p.name)?;
             }
         }
-        Command::Completions(_) => Ok(ExitCode::SUCCESS),
-        Command::Restore(mut args) => {
-            args.inputs = data_files(args.inputs)?;
-            let mut opts = restore::Options::new(&args, &region, !cli.quiet)?;
-            let ids = load_identities(&args.identity)?;
-            let create = create_pool::Options::from_args(&args)?;
-            let cap = args.max_rps;
-            let cognito = cognito(&|_| cap);
-            // The new pool is made (and bad input refused) before the user restore's limits
-            // are looked up: a handful of calls under the default quotas.
-            if let Some(create) = create {
-                // Interrupted, the next run continues in the pool created so far.
-                let created = tokio::select! {
-                    created = create_pool::run(&cognito, &create, &ids) => created?,
-                    _ = interrupted() => {
-                        tracing::error!("interrupted: run the same command again to continue");
-                        return Ok(ExitCode::from(exit::INTERRUPTED));
-                    }
-                };
-                match created {
-                    Some(pool_id) => opts.pool_id = pool_id,
-                    // A dry run before the pool exists: the plan is all there is to show.
-                    None => return Ok(ExitCode::SUCCESS),
-                }
-            }
-            // The categories restore uses, those it needs first first.
-            raise_to_provisioned_limits(
-                &cognito,
-                &[
-                    Category::UserList,
-                    Category::UserUpdate,
-                    Category::UserCreation,
-                    Category::UserPoolRead,
-                    Category::UserAccountRecovery,
-                    Category::UserResourceRead,
-                    Category::UserPoolResourceRead,
-                    Category::UserPoolResourceUpdate,
-                ],
-            );
-            let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
-            report.print();
-            Ok(if report.interrupted {
-                ExitCode::from(exit::INTERRUPTED)
-            } else if report.dry_run || report.succeeded() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(exit::INCOMPLETE)
-            })
-        }
-        Command::Verify(mut args) => {
-            args.inputs = data_files(args.inputs)?;
-            let ids = load_identities(&args.identity)?;
-            let cap = args.max_rps;
-            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
-            let report = tokio::select! {
-                report = verify::run(Some((&cognito, &region)), &args, ids) => report?,
-                _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
-            };
-            print_verify(&args, &report)
-        }
-        Command::Diff(args) => {
-            let ids = load_identities(&args.identity)?;
-            let cap = args.max_rps;
-            let cognito = cognito(&|c| if c == Category::UserList { cap } else { None });
-            raise_to_provisioned_limits(&cognito, &[Category::UserList]);
-            let other = diff::Other::Pool {
-                cognito: &cognito,
-                region: &region,
-                pool_id: args.pool_id.clone().expect("checked above"),
-            };
-            let report = tokio::select! {
-                report = diff::run(&args.a, other, &ids) => report?,
-                _ = interrupted() => return Ok(ExitCode::from(exit::INTERRUPTED)),
-            };
-            print_diff(&args, &report)
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &pools)?;
+            writeln!(out)?;
         }
     }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+async fn backup(aws: &AwsArgs, args: &BackupArgs, quiet: bool) -> Result<Exit> {
+    let opts = args.options(quiet);
+    connect_s3(aws, &[&opts.out], args.sse_kms_key_id.clone()).await?;
+    let (cognito, region) = connect(aws, &user_list_cap(args.max_rps)).await?;
+    raise_to_provisioned_limits(&cognito, &[Category::UserList]);
+    // Dropping the backup future removes its temporary files.
+    tokio::select! {
+        result = backup::run(&cognito, &region, &opts) => {
+            let summary = result?;
+            tracing::info!(
+                "wrote {} users to {} (manifest {}); {} calls throttled",
+                summary.users,
+                summary.data.display(),
+                summary.manifest.display(),
+                cognito.stats.throttled.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            Ok(Exit::Success)
+        }
+        _ = interrupted() => {
+            tracing::error!("interrupted: no backup was written");
+            Ok(Exit::Interrupted)
+        }
+    }
+}
+
+async fn restore(aws: &AwsArgs, args: &RestoreArgs, quiet: bool) -> Result<Exit> {
+    connect_s3(aws, &args.inputs.iter().collect::<Vec<_>>(), None).await?;
+    let inputs = data_files(args.inputs.clone())?;
+    refuse_bad_input_sets(&inputs, args.partial)?;
+    let ids = load_identities(&args.identity)?;
+    let create = args.create_pool_options(&inputs)?;
+    let (cognito, region) = connect(aws, &|_| args.max_rps).await?;
+    let mut opts = args.options(inputs, &region, quiet)?;
+    // The new pool is made (and bad input refused) before the user restore's limits are looked
+    // up: a handful of calls under the default quotas.
+    if let Some(create) = create {
+        // Interrupted, the next run continues in the pool created so far.
+        let created = tokio::select! {
+            created = create_pool::run(&cognito, &create, &ids) => created?,
+            _ = interrupted() => {
+                tracing::error!("interrupted: run the same command again to continue");
+                return Ok(Exit::Interrupted);
+            }
+        };
+        match created {
+            Some(pool_id) => opts.pool_id = pool_id,
+            // A dry run before the pool exists: the plan is all there is to show.
+            None => return Ok(Exit::Success),
+        }
+    }
+    // The categories restore uses, those it needs first first.
+    raise_to_provisioned_limits(
+        &cognito,
+        &[
+            Category::UserList,
+            Category::UserUpdate,
+            Category::UserCreation,
+            Category::UserPoolRead,
+            Category::UserAccountRecovery,
+            Category::UserResourceRead,
+            Category::UserPoolResourceRead,
+            Category::UserPoolResourceUpdate,
+        ],
+    );
+    let report = restore::run(&cognito, &opts, ids, interrupted()).await?;
+    report.print();
+    Ok(report.exit_code())
+}
+
+/// Before anything is read from the pool or written to it: the same file given twice, or part
+/// of a shard set (unless --partial), is refused, naming the files.
+fn refuse_bad_input_sets(inputs: &[Location], partial: bool) -> Result<()> {
+    if let Some(twice) = repeated_input(inputs) {
+        bail!(
+            "{} is given more than once among the inputs; nothing was written",
+            twice.display()
+        );
+    }
+    let missing = if partial {
+        vec![]
+    } else {
+        missing_from_inputs(inputs)?
+    };
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "the inputs are part of a shard set whose other files are not given: {}; \
+             nothing was written (add them to --in, or pass --partial to restore only these \
+             shards)",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn verify(aws: &AwsArgs, args: &VerifyArgs) -> Result<Exit> {
+    connect_s3(aws, &args.inputs.iter().collect::<Vec<_>>(), None).await?;
+    let opts = args.options(data_files(args.inputs.clone())?);
+    let ids = load_identities(&args.identity)?;
+    // Without a pool, verify works offline: no region or credentials needed (but S3 inputs
+    // need both).
+    let report = if opts.pool_id.is_none() {
+        verify::run(None, &opts, ids).await?
+    } else {
+        let (cognito, region) = connect(aws, &user_list_cap(args.max_rps)).await?;
+        raise_to_provisioned_limits(&cognito, &[Category::UserList]);
+        tokio::select! {
+            report = verify::run(Some((&cognito, &region)), &opts, ids) => report?,
+            _ = interrupted() => return Ok(Exit::Interrupted),
+        }
+    };
+    print_result(args.output, &report.text(), &report, report.ok())
+}
+
+async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
+    let ids = load_identities(&args.identity)?;
+    let Some(pool_id) = args.pool_id.clone() else {
+        // Two files: no AWS access needed.
+        let b = diff::Other::Backup(
+            args.b
+                .clone()
+                .expect("the command line requires B without --pool-id"),
+        );
+        let report = diff::run(&args.a, b, &ids).await?;
+        return print_result(args.output, &report.text(), &report, report.is_same());
+    };
+    let (cognito, _) = connect(aws, &user_list_cap(args.max_rps)).await?;
+    raise_to_provisioned_limits(&cognito, &[Category::UserList]);
+    let other = diff::Other::Pool {
+        cognito: &cognito,
+        pool_id,
+    };
+    let report = tokio::select! {
+        report = diff::run(&args.a, other, &ids) => report?,
+        _ = interrupted() => return Ok(Exit::Interrupted),
+    };
+    print_result(args.output, &report.text(), &report, report.is_same())
 }
 
 /// Raises the limiters to the rates the account has (GetProvisionedLimit) while the command
@@ -245,7 +255,7 @@ fn print_result(
     text: &str,
     report: &impl serde::Serialize,
     matched: bool,
-) -> Result<ExitCode> {
+) -> Result<Exit> {
     let mut out = std::io::stdout().lock();
     match output {
         OutputFormat::Text => write!(out, "{text}")?,
@@ -255,32 +265,18 @@ fn print_result(
         }
     }
     out.flush()?;
-    Ok(if matched {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(exit::INCOMPLETE)
-    })
-}
-
-fn print_diff(args: &DiffArgs, report: &diff::DiffReport) -> Result<ExitCode> {
-    print_result(args.output, &report.text(), report, report.is_same())
-}
-
-fn print_verify(args: &VerifyArgs, report: &verify::VerifyReport) -> Result<ExitCode> {
-    print_result(args.output, &report.text(), report, report.ok())
+    Ok(Exit::of_comparison(matched))
 }
 
 /// Sets up S3 when the command reads or writes an `s3://` location, with the same AWS
 /// settings as Cognito's.
-async fn connect_s3(cli: &Cli) -> Result<()> {
-    let (locations, kms_key_id): (Vec<&Location>, _) = match &cli.command {
-        Command::Backup(a) => (vec![&a.out], a.sse_kms_key_id.clone()),
-        Command::Restore(a) => (a.inputs.iter().collect(), None),
-        Command::Verify(a) => (a.inputs.iter().collect(), None),
-        _ => (vec![], None),
-    };
+async fn connect_s3(
+    aws: &AwsArgs,
+    locations: &[&Location],
+    kms_key_id: Option<String>,
+) -> Result<()> {
     if locations.iter().any(|l| l.is_s3()) {
-        let client = aws::s3_client(&cli.aws).await?;
+        let client = aws::s3_client(aws).await?;
         s3::connect(s3::Store { client, kms_key_id });
     }
     Ok(())

@@ -142,21 +142,11 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup_file::Attribute;
 
     fn user(name: &str, email: &str) -> UserRecord {
         UserRecord {
-            attributes: vec![Attribute {
-                name: "email".into(),
-                value: Some(email.into()),
-            }],
             enabled: false,
-            mfa_options: None,
-            user_create_date: None,
-            user_last_modified_date: None,
-            user_status: Some("CONFIRMED".into()),
-            username: name.into(),
-            groups: None,
+            ..crate::backup_file::test_user(name, &[("email", email)])
         }
     }
 

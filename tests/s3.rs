@@ -426,7 +426,7 @@ async fn a_large_object_is_uploaded_in_parts_and_streamed_back() {
     use cbr::location::Location;
     use std::io::{Read, Write};
     let bkt = bucket("cbr-parts").await;
-    cbr::s3::connect(cbr::s3::Store {
+    cbr::location::s3::connect(cbr::location::s3::Store {
         client: s3(),
         kms_key_id: None,
     });

@@ -3,23 +3,25 @@
 //! a stream, with precise errors); shard sets; other tools' files (`cognito-backup`'s groups
 //! file).
 
+pub mod config_file;
 pub mod encoding;
 pub mod groups_file;
 pub mod manifest;
 pub mod names;
-pub mod pool_config;
 pub mod reader;
 pub mod record;
 pub mod shard_set;
 pub mod writer;
 
+pub use config_file::{PoolConfig, Unavailable};
 pub use encoding::{
     Encoding, Identities, is_age_encrypted, load_identities, load_recipients, sha256_file,
 };
 pub use groups_file::{GroupsFile, read_groups_files};
 pub use manifest::{FORMAT_VERSION, GroupRecord, Manifest};
-pub use pool_config::{PoolConfig, Unavailable};
 pub use reader::for_each_record;
+#[cfg(test)]
+pub use record::test_user;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
 pub use shard_set::{missing_from_inputs, missing_members, repeated_input};
 pub use writer::{DataWriter, Spool};

@@ -76,3 +76,25 @@ impl UserRecord {
         self.groups.as_deref().unwrap_or(&[])
     }
 }
+
+/// The one builder of user records for unit tests: enabled, CONFIRMED, with these attributes in
+/// this order, no dates and no `Groups`.
+#[cfg(test)]
+pub fn test_user(username: &str, attributes: &[(&str, &str)]) -> UserRecord {
+    UserRecord {
+        attributes: attributes
+            .iter()
+            .map(|(n, v)| Attribute {
+                name: n.to_string(),
+                value: Some(v.to_string()),
+            })
+            .collect(),
+        enabled: true,
+        mfa_options: None,
+        user_create_date: None,
+        user_last_modified_date: None,
+        user_status: Some("CONFIRMED".into()),
+        username: username.into(),
+        groups: None,
+    }
+}

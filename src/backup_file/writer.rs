@@ -175,21 +175,13 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup_file::record::Attribute;
 
     fn user(name: &str) -> UserRecord {
+        let email = format!("{name}@example.org");
         UserRecord {
-            attributes: vec![Attribute {
-                name: "email".into(),
-                value: Some(format!("{name}@example.org")),
-            }],
-            enabled: true,
-            mfa_options: None,
             user_create_date: Some("2024-01-02T03:04:05.678Z".into()),
             user_last_modified_date: Some("2024-01-02T03:04:05.678Z".into()),
-            user_status: Some("CONFIRMED".into()),
-            username: name.into(),
-            groups: None,
+            ..crate::backup_file::test_user(name, &[("email", &email)])
         }
     }
 

@@ -4,7 +4,7 @@
 //! backoff, telling the limiter about throttling so the whole process slows down together.
 //! Callers get cbr's own types (`UserRecord`, `GroupRecord`, `PoolInfo`), never SDK types.
 
-mod config;
+mod config_calls;
 mod read;
 mod write;
 
@@ -355,7 +355,7 @@ where
         _ if is_connection_refused(err) => {
             format!("cannot connect to {endpoint}: connection refused")
         }
-        _ => crate::aws::error_chain(err),
+        _ => crate::errors::error_chain(err),
     }
 }
 

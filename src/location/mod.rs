@@ -7,9 +7,11 @@
 
 mod atomic;
 
-use crate::s3::{self, S3Path};
+pub mod s3;
+
 use anyhow::{Context, Result, bail};
 pub use atomic::{AtomicFile, write_atomic};
+use s3::S3Path;
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::fs::File;

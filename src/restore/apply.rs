@@ -1,23 +1,25 @@
-//! Restore's writes: each step of the plan carried out, users concurrently, every Cognito call
-//! under its own quota category's limiter (so creation, passwords and updates overlap). Only
+//! Restore's writes: the groups the pool lacks, then each step of the plan carried out by a pool
+//! of workers, users concurrently, every Cognito call under its own quota category's limiter (so creation, passwords and updates overlap). Only
 //! the calls a step needs are sent; a user found to exist when it was to be created (another
 //! client, or a retry whose first answer was lost) is looked up and planned again, never
 //! assumed to be the backup's user.
 
-use super::plan::{
-    Action, Rules, Step, find_by_key, lookup_filter, plan_user, wants_permanent_password,
-    with_groups,
-};
+use super::decide::{Action, Rules, Step, plan_user, wants_permanent_password};
 use super::report::{Difference, Failure, Report};
+use super::target::{find_by_key, lookup_filter, with_groups};
+use super::{
+    InvitationMedium, Options, checks, interrupted_before_writing, missing_groups, sub_map,
+};
 use crate::backup_file::UserRecord;
-use crate::cli::InvitationMedium;
 use crate::cognito::{Cognito, CreateOutcome, Invitation, PoolInfo};
 use crate::compare::{UserDiff, is_writable};
 use crate::progress::Progress;
 use anyhow::{Context, Result, anyhow};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 /// Everything the workers share.
 pub struct Worker {
@@ -289,6 +291,113 @@ pub fn random_password(min_length: usize) -> String {
     }
     chars.shuffle(&mut rng);
     String::from_utf8(chars).expect("ASCII")
+}
+
+/// What the writing stage did: nothing (the reading failed, or an interruption came, before
+/// the first write), or some of the plan, with the sub map written so far (not yet under its
+/// name).
+pub enum Written {
+    Nothing(Report),
+    Some {
+        report: Report,
+        sub_map: sub_map::Writer,
+    },
+}
+
+impl Written {
+    pub fn report(&self) -> &Report {
+        match self {
+            Written::Nothing(report) | Written::Some { report, .. } => report,
+        }
+    }
+}
+
+/// The writing stage: the groups the pool lacks, then every step as it arrives, carried out
+/// by `concurrency` workers, until the steps end or an interruption comes.
+#[allow(clippy::too_many_arguments)]
+pub async fn write(
+    cognito: &Cognito,
+    opts: &Options,
+    pool: &PoolInfo,
+    rules: Rules,
+    mut report: Report,
+    inv: &checks::Inventory,
+    live_groups: oneshot::Receiver<BTreeSet<String>>,
+    steps: mpsc::Receiver<Step>,
+    interrupted: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Result<Written> {
+    let live_groups = tokio::select! {
+        groups = live_groups => match groups {
+            Ok(groups) => groups,
+            // The reading failed before the pool's groups were read.
+            Err(_) => return Ok(Written::Nothing(report)),
+        },
+        _ = &mut *interrupted => {
+            let report = interrupted_before_writing(opts)?;
+            return Ok(Written::Nothing(report));
+        }
+    };
+    let new_groups = missing_groups(inv, &live_groups);
+    report.groups_already_present = (inv.groups.len() - new_groups.len()) as u64;
+    for group in new_groups {
+        if cognito
+            .create_group(&opts.pool_id, group)
+            .await
+            .map_err(|e| anyhow!("creating group {:?} in {}: {e}", group.name, opts.pool_id))?
+        {
+            report.groups_created += 1;
+        } else {
+            report.groups_already_present += 1;
+        }
+    }
+
+    let sub_map = sub_map::Writer::create(&opts.sub_map_path(), &opts.pool_id)?;
+    report.sub_map = Some(opts.sub_map_path());
+    let ctx = Arc::new(Worker {
+        cognito: cognito.clone(),
+        pool: pool.clone(),
+        rules,
+        invitations: opts.invitations,
+        report: Mutex::new(report),
+        sub_map: Mutex::new(sub_map),
+        progress: Progress::start("restored", Some(inv.users - inv.federated), opts.progress),
+    });
+    let steps = Arc::new(tokio::sync::Mutex::new(steps));
+    let mut workers = tokio::task::JoinSet::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for _ in 0..opts.concurrency {
+        let (ctx, steps, mut stopped) = (ctx.clone(), steps.clone(), stopped.clone());
+        workers.spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = stopped.changed() => None,
+                    step = async { steps.lock().await.recv().await } => step,
+                };
+                let Some(step) = next else { return };
+                ctx.run(step).await;
+            }
+        });
+    }
+    let was_interrupted = tokio::select! {
+        _ = async { while workers.join_next().await.is_some() {} } => false,
+        _ = &mut *interrupted => {
+            tracing::warn!("interrupted: finishing the calls in flight, taking no new users");
+            let _ = stop.send(true);
+            while workers.join_next().await.is_some() {}
+            true
+        }
+    };
+    drop(steps);
+    ctx.progress.finish();
+
+    let ctx = Arc::try_unwrap(ctx).map_err(|_| anyhow!("restore workers still running"))?;
+    let mut report = ctx.report.into_inner().expect("report lock");
+    report.interrupted = was_interrupted;
+    Ok(Written::Some {
+        report,
+        sub_map: ctx.sub_map.into_inner().expect("sub map lock"),
+    })
 }
 
 #[cfg(test)]

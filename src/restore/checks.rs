@@ -5,15 +5,16 @@
 //! at once, and nothing is written while there is one.
 
 use super::Options;
+use super::sub_map::SubMap;
 use crate::backup_file::names;
 use crate::backup_file::{
     EXTERNAL_PROVIDER, FORMAT_VERSION, GroupRecord, Identities, Manifest, UserRecord,
     for_each_record, sha256_file,
 };
-use crate::cognito::PoolInfo;
+use crate::cognito::{Cognito, PoolInfo};
 use crate::compare::{Identity, is_writable};
 use crate::location::Location;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
@@ -405,4 +406,56 @@ pub fn describe_inputs(inputs: &[Location]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Lambda triggers that run when a user is created with AdminCreateUser, or when Cognito
+/// sends an invitation.
+const CREATION_TRIGGERS: [&str; 1] = ["PreSignUp"];
+const MESSAGE_TRIGGERS: [&str; 3] = ["CustomMessage", "CustomEmailSender", "CustomSMSSender"];
+
+/// The checks before anything is read from the pool's users: its settings, and every input
+/// file against them, all problems at once; and the sub map of earlier restores into the pool.
+pub async fn check(
+    cognito: &Cognito,
+    opts: &Options,
+    ids: &Identities,
+) -> Result<(PoolInfo, Inventory, SubMap)> {
+    let pool = cognito.describe_pool(&opts.pool_id).await?;
+    let inv = {
+        let (opts, ids, pool) = (opts.clone(), ids.clone(), pool.clone());
+        tokio::task::spawn_blocking(move || inventory(&opts, &ids, &pool))
+            .await
+            .context("checking the input files")??
+    };
+    if !inv.unknown_users.is_empty() {
+        bail!(
+            "no user named {} in {}; nothing was written",
+            inv.unknown_users.join(", "),
+            describe_inputs(&opts.inputs)
+        );
+    }
+    refuse(&opts.pool_id, &inv.problems)?;
+    tracing::debug!(
+        users = inv.users,
+        groups = inv.groups.len(),
+        "input files checked; the target pool fits"
+    );
+    let known = SubMap::read(&opts.sub_map_path(), &opts.pool_id)?;
+    Ok((pool, inv, known))
+}
+
+/// The triggers a run would set off: creation triggers when users are created, message
+/// triggers when invitations are sent.
+pub fn triggers_run(pool: &PoolInfo, creates: u64, invitations: bool) -> Vec<String> {
+    if creates == 0 {
+        return vec![];
+    }
+    pool.triggers
+        .iter()
+        .filter(|t| {
+            CREATION_TRIGGERS.contains(&t.as_str())
+                || (invitations && MESSAGE_TRIGGERS.contains(&t.as_str()))
+        })
+        .cloned()
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! What a restore did and did not do: the counts and lists printed at the end (stderr) and
 //! written with `--report` (JSON). Field names, never attribute values.
 
+use crate::exit_codes::ExitCode;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -183,6 +184,25 @@ impl Report {
         s
     }
 
+    /// The exit code: interrupted, complete (or a dry run), or a person must look.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            ExitCode::Interrupted
+        } else if self.dry_run || self.succeeded() {
+            ExitCode::Success
+        } else {
+            ExitCode::Incomplete
+        }
+    }
+
+    /// Whether the run sent no write at all (a failed user may have been half written).
+    pub fn wrote_nothing(&self) -> bool {
+        self.groups_created == 0
+            && self.created == 0
+            && self.users_updated == 0
+            && self.failed.is_empty()
+    }
+
     /// Everything asked for was done: no failure, no conflict, nothing withheld, not
     /// interrupted.
     pub fn succeeded(&self) -> bool {
@@ -194,9 +214,35 @@ impl Report {
     }
 }
 
+/// The report as JSON in `--report`'s file, if one was asked for.
+pub fn write_report(opts: &super::Options, report: &Report) -> anyhow::Result<()> {
+    if let Some(path) = &opts.report {
+        let mut json = serde_json::to_vec_pretty(report)?;
+        json.push(b'\n');
+        crate::location::write_atomic(path, &json)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_exits_3_only_when_a_person_must_look() {
+        let mut report = Report::default();
+        assert_eq!(report.exit_code(), ExitCode::Success);
+        report.withheld.push(Withheld {
+            username: "a".into(),
+            field: "status".into(),
+            reason: "r".into(),
+        });
+        assert_eq!(report.exit_code(), ExitCode::Incomplete);
+        report.dry_run = true;
+        assert_eq!(report.exit_code(), ExitCode::Success);
+        report.interrupted = true;
+        assert_eq!(report.exit_code(), ExitCode::Interrupted);
+    }
 
     #[test]
     fn labels_never_overflow_their_column() {

@@ -167,10 +167,7 @@ mod tests {
     use super::*;
 
     fn user(sub: &str) -> UserRecord {
-        serde_json::from_str(&format!(
-            r#"{{"Username":"a","Attributes":[{{"Name":"sub","Value":"{sub}"}}]}}"#
-        ))
-        .unwrap()
+        crate::backup_file::test_user("a", &[("sub", sub)])
     }
 
     #[test]

@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn names_follow_the_data_file() {
-        let p = |s: &str, e| crate::backup_file::names::config_path(&s.parse().unwrap(), e).to_string();
+        let p =
+            |s: &str, e| crate::backup_file::names::config_path(&s.parse().unwrap(), e).to_string();
         assert_eq!(p("d/backup.json", false), "d/backup.config.json");
         assert_eq!(p("backup-2.json.gz.age", true), "backup-2.config.json.age");
         assert_eq!(p("backup", false), "backup.config.json");

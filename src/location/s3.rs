@@ -318,7 +318,11 @@ impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.at == self.chunk.len() {
             let next = block_on(self.body.try_next()).map_err(|e| {
-                io::Error::other(format!("reading {}: {}", self.path, DisplayChain(&e)))
+                io::Error::other(format!(
+                    "reading {}: {}",
+                    self.path,
+                    crate::errors::error_chain(&e)
+                ))
             })?;
             match next {
                 Some(bytes) => {
@@ -340,20 +344,6 @@ impl Read for Download {
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
         self.at += n;
         Ok(n)
-    }
-}
-
-struct DisplayChain<'a>(&'a dyn std::error::Error);
-
-impl fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }
 
