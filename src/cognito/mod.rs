@@ -6,6 +6,8 @@
 
 mod config;
 mod read;
+#[cfg(test)]
+mod request_tests;
 mod write;
 
 pub use read::{Page, PoolInfo, SchemaAttribute};
