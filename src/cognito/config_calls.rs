@@ -4,7 +4,7 @@
 //! from them. The SDK's typed builders still send each request (signing, retries, endpoint);
 //! only the body is ours.
 
-use super::{CallError, Category, Cognito};
+use super::{CallError, Category, Cognito, for_each_page};
 use aws_sdk_cognitoidentityprovider::config::http::{HttpRequest, HttpResponse};
 use aws_sdk_cognitoidentityprovider::config::interceptors::AfterDeserializationInterceptorContextRef;
 use aws_sdk_cognitoidentityprovider::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -70,6 +70,11 @@ fn field(mut value: Value, key: &str) -> Value {
     value.get_mut(key).map(Value::take).unwrap_or(Value::Null)
 }
 
+/// A listing answer's `NextToken`.
+fn next_token(page: &Value) -> Option<String> {
+    page["NextToken"].as_str().map(str::to_string)
+}
+
 fn strings(value: &Value, list: &str, key: &str) -> Vec<String> {
     value[list]
         .as_array()
@@ -132,10 +137,9 @@ impl Cognito {
     /// ListUserPoolClients order.
     pub async fn clients_json(&self, pool_id: &str) -> Result<Vec<Value>, CallError> {
         let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .json(Category::UserPoolResourceRead, "ListUserPoolClients", |c| {
+        for_each_page(
+            |token| async move {
+                self.json(Category::UserPoolResourceRead, "ListUserPoolClients", |c| {
                     self.client
                         .list_user_pool_clients()
                         .user_pool_id(pool_id)
@@ -145,13 +149,14 @@ impl Cognito {
                         .interceptor(c)
                         .send()
                 })
-                .await?;
-            ids.extend(strings(&page, "UserPoolClients", "ClientId"));
-            token = page["NextToken"].as_str().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+                .await
+            },
+            |page| {
+                ids.extend(strings(&page, "UserPoolClients", "ClientId"));
+                Ok(next_token(&page))
+            },
+        )
+        .await?;
         let mut clients = Vec::with_capacity(ids.len());
         for id in ids {
             let out = self
@@ -178,10 +183,9 @@ impl Cognito {
     /// client secrets included).
     pub async fn providers_json(&self, pool_id: &str) -> Result<Vec<Value>, CallError> {
         let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .json(
+        for_each_page(
+            |token| async move {
+                self.json(
                     Category::UserPoolResourceRead,
                     "ListIdentityProviders",
                     |c| {
@@ -195,13 +199,14 @@ impl Cognito {
                             .send()
                     },
                 )
-                .await?;
-            names.extend(strings(&page, "Providers", "ProviderName"));
-            token = page["NextToken"].as_str().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+                .await
+            },
+            |page| {
+                names.extend(strings(&page, "Providers", "ProviderName"));
+                Ok(next_token(&page))
+            },
+        )
+        .await?;
         let mut providers = Vec::with_capacity(names.len());
         for name in names {
             let out = self
@@ -227,10 +232,9 @@ impl Cognito {
     /// Every resource server with its scopes (ListResourceServers).
     pub async fn resource_servers_json(&self, pool_id: &str) -> Result<Vec<Value>, CallError> {
         let mut servers = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .json(Category::UserPoolResourceRead, "ListResourceServers", |c| {
+        for_each_page(
+            |token| async move {
+                self.json(Category::UserPoolResourceRead, "ListResourceServers", |c| {
                     self.client
                         .list_resource_servers()
                         .user_pool_id(pool_id)
@@ -240,15 +244,18 @@ impl Cognito {
                         .interceptor(c)
                         .send()
                 })
-                .await?;
-            token = page["NextToken"].as_str().map(str::to_string);
-            if let Value::Array(items) = field(page, "ResourceServers") {
-                servers.extend(items);
-            }
-            if token.is_none() {
-                return Ok(servers);
-            }
-        }
+                .await
+            },
+            |page| {
+                let next = next_token(&page);
+                if let Value::Array(items) = field(page, "ResourceServers") {
+                    servers.extend(items);
+                }
+                Ok(next)
+            },
+        )
+        .await?;
+        Ok(servers)
     }
 
     /// DescribeUserPoolDomain's `DomainDescription`; `None` when no pool of the account has

@@ -6,6 +6,8 @@
 
 mod config_calls;
 mod read;
+#[cfg(test)]
+mod request_tests;
 mod write;
 
 pub use read::{Page, PoolInfo, SchemaAttribute};
@@ -247,6 +249,30 @@ impl Cognito {
                 describe(&err, &self.endpoint)
             );
             tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Walks a listing from its first page (no token) to its last (no next token): `fetch` sends
+/// the request for one page, `each` takes the answer and returns the next page's token. Every
+/// listing here goes through it, its `fetch` sending with [`Cognito::call`] (or
+/// [`Cognito::json`], which uses it), so each page, and each retry of it, waits for its
+/// category's limiter and tells it about throttling. Stops at the first error of either.
+/// (Backup's ListUsers walk is its own: it asks [`Cognito::list_users_page`] page by page.)
+async fn for_each_page<P, E, F, Fut>(
+    mut fetch: F,
+    mut each: impl FnMut(P) -> Result<Option<String>, E>,
+) -> Result<(), E>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<P, E>>,
+{
+    let mut token: Option<String> = None;
+    loop {
+        let page = fetch(token.take()).await?;
+        token = each(page)?;
+        if token.is_none() {
+            return Ok(());
         }
     }
 }

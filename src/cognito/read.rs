@@ -1,6 +1,6 @@
 //! Reads: pools, users (one page at a time), groups and their members, single users.
 
-use super::{CallError, Category, Cognito};
+use super::{CallError, Category, Cognito, for_each_page};
 use crate::backup_file::{Attribute, GroupRecord, MfaOption, UserRecord};
 use anyhow::{Context, Result};
 use aws_sdk_cognitoidentityprovider::types::{
@@ -140,10 +140,9 @@ pub struct Member {
 impl Cognito {
     pub async fn list_pools(&self) -> Result<Vec<PoolSummary>> {
         let mut pools = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .call(Category::UserPoolRead, || {
+        for_each_page(
+            |token| async move {
+                self.call(Category::UserPoolRead, || {
                     self.client
                         .list_user_pools()
                         .max_results(PAGE_SIZE)
@@ -151,16 +150,18 @@ impl Cognito {
                         .send()
                 })
                 .await
-                .context("listing user pools")?;
-            pools.extend(out.user_pools().iter().map(|p| PoolSummary {
-                id: p.id().unwrap_or_default().to_string(),
-                name: p.name().unwrap_or_default().to_string(),
-            }));
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(pools);
-            }
-        }
+                .context("listing user pools")
+            },
+            |out| {
+                pools.extend(out.user_pools().iter().map(|p| PoolSummary {
+                    id: p.id().unwrap_or_default().to_string(),
+                    name: p.name().unwrap_or_default().to_string(),
+                }));
+                Ok(out.next_token().map(str::to_string))
+            },
+        )
+        .await?;
+        Ok(pools)
     }
 
     pub async fn describe_pool(&self, pool_id: &str) -> Result<PoolInfo> {
@@ -219,23 +220,34 @@ impl Cognito {
         self.list_users_filtered(pool_id, filter, token).await
     }
 
-    /// Every user a ListUsers filter (`username = "alice"`) selects, a few at most.
+    /// Every user a ListUsers filter (`username = "alice"`) selects, a few at most. An expired
+    /// page token starts the lookup over from its first page.
     pub async fn find_users(&self, pool_id: &str, filter: String) -> Result<Vec<UserRecord>> {
-        let mut users = Vec::new();
-        let mut token: Option<String> = None;
         loop {
-            let page = self
-                .list_users_filtered(pool_id, Some(filter.clone()), token.as_deref())
-                .await
-                .with_context(|| format!("looking up users of {pool_id}"))?;
-            let Page::Users { users: found, next } = page else {
-                token = None;
-                users.clear();
-                continue;
-            };
-            users.extend(found);
-            token = next;
-            if token.is_none() {
+            let mut users = Vec::new();
+            let mut expired = false;
+            for_each_page(
+                |token: Option<String>| {
+                    let filter = Some(filter.clone());
+                    async move {
+                        self.list_users_filtered(pool_id, filter, token.as_deref())
+                            .await
+                            .with_context(|| format!("looking up users of {pool_id}"))
+                    }
+                },
+                |page| match page {
+                    Page::Users { users: found, next } => {
+                        users.extend(found);
+                        Ok(next)
+                    }
+                    Page::TokenExpired => {
+                        expired = true;
+                        Ok(None)
+                    }
+                },
+            )
+            .await?;
+            if !expired {
                 return Ok(users);
             }
         }
@@ -244,10 +256,9 @@ impl Cognito {
     /// The names of the groups a user belongs to (AdminListGroupsForUser).
     pub async fn groups_of_user(&self, pool_id: &str, username: &str) -> Result<Vec<String>> {
         let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .call(Category::UserResourceRead, || {
+        for_each_page(
+            |token| async move {
+                self.call(Category::UserResourceRead, || {
                     self.client
                         .admin_list_groups_for_user()
                         .user_pool_id(pool_id)
@@ -257,19 +268,21 @@ impl Cognito {
                         .send()
                 })
                 .await
-                .with_context(|| format!("listing the groups of a user of {pool_id}"))?;
-            groups.extend(
-                out.groups()
-                    .iter()
-                    .filter_map(|g| g.group_name())
-                    .map(str::to_string),
-            );
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                groups.sort();
-                return Ok(groups);
-            }
-        }
+                .with_context(|| format!("listing the groups of a user of {pool_id}"))
+            },
+            |out| {
+                groups.extend(
+                    out.groups()
+                        .iter()
+                        .filter_map(|g| g.group_name())
+                        .map(str::to_string),
+                );
+                Ok(out.next_token().map(str::to_string))
+            },
+        )
+        .await?;
+        groups.sort();
+        Ok(groups)
     }
 
     /// The rate Cognito enforces for a category (GetProvisionedLimit), requests per second.
@@ -327,11 +340,10 @@ impl Cognito {
 
     pub async fn list_groups(&self, pool_id: &str) -> Result<Vec<GroupRecord>> {
         let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            self.group_ops.acquire().await;
-            let out = self
-                .call(Category::UserPoolResourceRead, || {
+        for_each_page(
+            |token| async move {
+                self.group_ops.acquire().await;
+                self.call(Category::UserPoolResourceRead, || {
                     self.client
                         .list_groups()
                         .user_pool_id(pool_id)
@@ -340,18 +352,20 @@ impl Cognito {
                         .send()
                 })
                 .await
-                .with_context(|| format!("listing the groups of {pool_id}"))?;
-            groups.extend(out.groups().iter().map(|g| GroupRecord {
-                name: g.group_name().unwrap_or_default().to_string(),
-                description: g.description().map(str::to_string),
-                precedence: g.precedence(),
-                role_arn: g.role_arn().map(str::to_string),
-            }));
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(groups);
-            }
-        }
+                .with_context(|| format!("listing the groups of {pool_id}"))
+            },
+            |out| {
+                groups.extend(out.groups().iter().map(|g| GroupRecord {
+                    name: g.group_name().unwrap_or_default().to_string(),
+                    description: g.description().map(str::to_string),
+                    precedence: g.precedence(),
+                    role_arn: g.role_arn().map(str::to_string),
+                }));
+                Ok(out.next_token().map(str::to_string))
+            },
+        )
+        .await?;
+        Ok(groups)
     }
 
     /// Calls `each` with every member of a group, a page at a time; stops at its first error.
@@ -361,10 +375,9 @@ impl Cognito {
         group: &str,
         mut each: impl FnMut(Member) -> Result<()>,
     ) -> Result<()> {
-        let mut token: Option<String> = None;
-        loop {
-            let out = self
-                .call(Category::UserList, || {
+        for_each_page(
+            |token| async move {
+                self.call(Category::UserList, || {
                     self.client
                         .list_users_in_group()
                         .user_pool_id(pool_id)
@@ -374,18 +387,19 @@ impl Cognito {
                         .send()
                 })
                 .await
-                .with_context(|| format!("listing the members of group {group:?} of {pool_id}"))?;
-            for user in out.users() {
-                each(Member {
-                    username: user.username().unwrap_or_default().to_string(),
-                    sub: attribute(user.attributes(), "sub"),
-                })?;
-            }
-            token = out.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(());
-            }
-        }
+                .with_context(|| format!("listing the members of group {group:?} of {pool_id}"))
+            },
+            |out| {
+                for user in out.users() {
+                    each(Member {
+                        username: user.username().unwrap_or_default().to_string(),
+                        sub: attribute(user.attributes(), "sub"),
+                    })?;
+                }
+                Ok(out.next_token().map(str::to_string))
+            },
+        )
+        .await
     }
 }
 
