@@ -21,9 +21,9 @@ async fn list_prints_pools_as_text_and_json() {
     let c = client(moto()).await;
     let name = unique("listed");
     let id = create_pool(&c, &name, PoolSpec::default()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
 
-    let out = cbr(moto(), dir.path(), &["list"]);
+    let out = env.cbr(&["list"]);
     assert_ok(&out);
     assert!(
         stdout(&out)
@@ -33,7 +33,7 @@ async fn list_prints_pools_as_text_and_json() {
         stdout(&out)
     );
 
-    let out = cbr(moto(), dir.path(), &["list", "--output", "json"]);
+    let out = env.cbr(&["list", "--output", "json"]);
     assert_ok(&out);
     let pools: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(pools.iter().any(|p| p["id"] == id && p["name"] == name));
@@ -47,8 +47,8 @@ async fn list_pages_through_many_pools_with_max_results_60() {
     for i in 0..65 {
         create_pool(&c, &unique(&format!("many{i}")), PoolSpec::default()).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let out = cbr(&layer.url, dir.path(), &["list"]);
+    let env = TestEnv::new();
+    let out = cbr(&layer.url, env.path(), &["list"]);
     assert_ok(&out);
     assert!(stdout(&out).lines().count() >= 65);
     let records = recorded(layer_log.path());
@@ -76,17 +76,17 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
     create_groups(&c, &pool).await;
     let seeds = varied_users(150);
     seed(&c, &pool, &seeds).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
 
-    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
+    let out = env.cbr(&["backup", "-p", &pool]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "", "stdout carries no logs or progress");
     assert_eq!(
-        files_in(dir.path()),
+        files_in(env.path()),
         ["backup.config.json", "backup.json", "backup.meta.json"]
     );
 
-    let data = dir.path().join("backup.json");
+    let data = env.path().join("backup.json");
     let records = read_backup(&data);
     assert_eq!(records.len(), 150);
     let names: BTreeSet<String> = usernames(&records).into_iter().collect();
@@ -100,7 +100,7 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
     );
     for mode in [
         std::fs::metadata(&data).unwrap().permissions().mode(),
-        std::fs::metadata(dir.path().join("backup.meta.json"))
+        std::fs::metadata(env.path().join("backup.meta.json"))
             .unwrap()
             .permissions()
             .mode(),
@@ -144,7 +144,7 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
         assert!(r.get("MFAOptions").is_some());
     }
 
-    let manifest: Value = read_json(&dir.path().join("backup.meta.json"));
+    let manifest: Value = read_json(&env.path().join("backup.meta.json"));
     assert_eq!(manifest["format_version"], 1);
     assert_eq!(manifest["pool_id"], pool.as_str());
     assert_eq!(manifest["region"], REGION);
@@ -162,41 +162,33 @@ async fn backup_writes_every_user_with_manifest_and_mode_0600() {
         assert!(manifest[key].is_string(), "{key}");
     }
     // The manifest holds no personal data.
-    let text = std::fs::read_to_string(dir.path().join("backup.meta.json")).unwrap();
+    let text = std::fs::read_to_string(env.path().join("backup.meta.json")).unwrap();
     assert!(!text.contains("@example.org") && !text.contains("user0"));
 }
 
 #[tokio::test]
 async fn shards_together_equal_the_full_backup_and_are_disjoint() {
     let (_, pool) = seeded_pool("shards", 200).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "full.json"],
-    ));
-    let full = read_backup(&dir.path().join("full.json"));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "full.json"]));
+    let full = read_backup(&env.path().join("full.json"));
 
     let mut union: Vec<Value> = Vec::new();
     for k in 1..=3 {
         let shard = format!("{k}/3");
-        let out = cbr(
-            moto(),
-            dir.path(),
-            &[
-                "backup",
-                "-p",
-                &pool,
-                "--out",
-                "full.json",
-                "--shard",
-                &shard,
-            ],
-        );
+        let out = env.cbr(&[
+            "backup",
+            "-p",
+            &pool,
+            "--out",
+            "full.json",
+            "--shard",
+            &shard,
+        ]);
         assert_ok(&out);
-        let part = read_backup(&dir.path().join(format!("full-{k}.json")));
+        let part = read_backup(&env.path().join(format!("full-{k}.json")));
         assert!(!part.is_empty(), "shard {k} of 200 users is not empty");
-        let manifest: Value = read_json(&dir.path().join(format!("full-{k}.meta.json")));
+        let manifest: Value = read_json(&env.path().join(format!("full-{k}.meta.json")));
         assert_eq!(manifest["shard"], shard);
         assert_eq!(manifest["user_count"], part.len());
         union.extend(part);
@@ -217,44 +209,28 @@ async fn output_is_the_same_whatever_the_concurrency() {
     let c = client(moto()).await;
     let pool = create_pool(&c, &unique("determinism"), PoolSpec::default()).await;
     seed(&c, &pool, &varied_users(120)).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "a.json"],
-    ));
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "b.json", "--concurrency", "1"],
-    ));
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "c.json", "--concurrency", "16"],
-    ));
-    let a = std::fs::read(dir.path().join("a.json")).unwrap();
-    assert_eq!(a, std::fs::read(dir.path().join("b.json")).unwrap());
-    assert_eq!(a, std::fs::read(dir.path().join("c.json")).unwrap());
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "a.json"]));
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "b.json", "--concurrency", "1"]));
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "c.json", "--concurrency", "16"]));
+    let a = std::fs::read(env.path().join("a.json")).unwrap();
+    assert_eq!(a, std::fs::read(env.path().join("b.json")).unwrap());
+    assert_eq!(a, std::fs::read(env.path().join("c.json")).unwrap());
 }
 
 #[tokio::test]
 async fn missing_pool_fails_clearly_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", "us-east-1_doesnotexist", "-o", "b.json"],
-    );
+    let env = TestEnv::new();
+    let out = env.cbr(&["backup", "-p", "us-east-1_doesnotexist", "-o", "b.json"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("us-east-1_doesnotexist"), "{err}");
     assert!(err.contains("describing user pool"), "{err}");
     assert!(err.contains("ResourceNotFoundException"), "{err}");
     assert!(
-        files_in(dir.path()).is_empty(),
+        files_in(env.path()).is_empty(),
         "{:?}",
-        files_in(dir.path())
+        files_in(env.path())
     );
 }
 
@@ -262,9 +238,9 @@ async fn missing_pool_fails_clearly_and_writes_nothing() {
 async fn empty_pool_gives_an_empty_array() {
     let c = client(moto()).await;
     let pool = create_pool(&c, &unique("empty"), PoolSpec::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    assert!(read_backup(&dir.path().join("backup.json")).is_empty());
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
+    assert!(read_backup(&env.path().join("backup.json")).is_empty());
 }
 
 /// The requests on the wire: page sizes, filters, no per-user calls. The layer also refuses
@@ -274,10 +250,10 @@ async fn backup_requests_use_pages_of_60_and_sub_prefix_filters() {
     let (_, pool) = seeded_pool("requests", 90).await;
     let log = tempfile::NamedTempFile::new().unwrap();
     let layer = layer(&["--record", log.path().to_str().unwrap()]);
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     assert_ok(&cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["backup", "-p", &pool, "--shard", "2/3"],
     ));
 
@@ -309,18 +285,14 @@ async fn backup_requests_use_pages_of_60_and_sub_prefix_filters() {
 #[tokio::test]
 async fn faults_lose_nothing() {
     let (_, pool) = seeded_pool("faults", 150).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "clean.json"],
-    ));
-    let clean = std::fs::read(dir.path().join("clean.json")).unwrap();
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "clean.json"]));
+    let clean = std::fs::read(env.path().join("clean.json")).unwrap();
 
     let layer = layer(&["--faults", "throttle:0.15,500:0.1,reset:0.1", "--seed", "7"]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "backup",
             "-p",
@@ -342,7 +314,7 @@ async fn faults_lose_nothing() {
     assert!(faults >= 5, "faults were injected: {stats}");
     assert_eq!(
         clean,
-        std::fs::read(dir.path().join("faulty.json")).unwrap()
+        std::fs::read(env.path().join("faulty.json")).unwrap()
     );
 
     let mut union = Vec::new();
@@ -359,10 +331,10 @@ async fn faults_lose_nothing() {
             "--max-attempts",
             "20",
         ];
-        assert_ok(&cbr(&layer.url, dir.path(), &args));
-        union.extend(read_backup(&dir.path().join(format!("s-{k}.json"))));
+        assert_ok(&cbr(&layer.url, env.path(), &args));
+        union.extend(read_backup(&env.path().join(format!("s-{k}.json"))));
     }
-    let mut a = read_backup(&dir.path().join("clean.json"));
+    let mut a = read_backup(&env.path().join("clean.json"));
     let key = |v: &Value| v["Username"].as_str().unwrap().to_string();
     a.sort_by_key(key);
     union.sort_by_key(key);
@@ -377,12 +349,8 @@ async fn expired_page_tokens_restart_the_prefix_without_duplicates() {
     // Enough users for prefixes of more than one page (16 prefixes of about 75).
     let seeds: Vec<Seed> = (0..1200).map(|i| Seed::new(&format!("u{i:05}"))).collect();
     seed(&c, &pool, &seeds).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "clean.json"],
-    ));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "clean.json"]));
     let log = tempfile::NamedTempFile::new().unwrap();
     let layer = layer(&[
         "--expire-tokens",
@@ -392,7 +360,7 @@ async fn expired_page_tokens_restart_the_prefix_without_duplicates() {
     ]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["backup", "-p", &pool, "-o", "expired.json"],
     );
     assert_ok(&out);
@@ -408,8 +376,8 @@ async fn expired_page_tokens_restart_the_prefix_without_duplicates() {
         .count();
     assert!(with_token > 3, "pages beyond the first were listed");
     assert_eq!(
-        std::fs::read(dir.path().join("clean.json")).unwrap(),
-        std::fs::read(dir.path().join("expired.json")).unwrap()
+        std::fs::read(env.path().join("clean.json")).unwrap(),
+        std::fs::read(env.path().join("expired.json")).unwrap()
     );
 }
 
@@ -419,10 +387,10 @@ async fn pages_that_keep_failing_fail_the_backup_and_leave_no_file() {
     let pool = create_pool(&c, &unique("failing"), PoolSpec::default()).await;
     seed(&c, &pool, &varied_users(10)).await;
     let layer = layer(&["--fail-always", "ListUsers"]);
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["backup", "-p", &pool, "--max-attempts", "3"],
     );
     assert!(!out.status.success());
@@ -430,9 +398,9 @@ async fn pages_that_keep_failing_fail_the_backup_and_leave_no_file() {
     assert!(err.contains(&pool), "{err}");
     assert!(err.contains("sub prefix"), "{err}");
     assert!(
-        files_in(dir.path()).is_empty(),
+        files_in(env.path()).is_empty(),
         "{:?}",
-        files_in(dir.path())
+        files_in(env.path())
     );
 }
 
@@ -441,8 +409,8 @@ async fn logs_never_show_attribute_values() {
     let c = client(moto()).await;
     let pool = create_pool(&c, &unique("privacy"), PoolSpec::default()).await;
     seed(&c, &pool, &varied_users(20)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool, "-vv"]);
+    let env = TestEnv::new();
+    let out = env.cbr(&["backup", "-p", &pool, "-vv"]);
     assert_ok(&out);
     let err = stderr(&out);
     assert!(!err.is_empty());
@@ -518,9 +486,9 @@ async fn backup_dates_are_the_milliseconds_cognito_sent() {
     });
     assert!(inexact.count() > 0, "no date to test: {created:?}");
 
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let records = read_backup(&dir.path().join("backup.json"));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
+    let records = read_backup(&env.path().join("backup.json"));
     for (i, name) in usernames.iter().enumerate() {
         let r = records.iter().find(|r| r["Username"] == *name).unwrap();
         assert_eq!(
@@ -541,17 +509,13 @@ async fn backup_dates_are_the_milliseconds_cognito_sent() {
 #[tokio::test]
 async fn log_fields_are_plain_values() {
     let (_c, pool) = seeded_pool("log-fields", 6).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "--shard", "1/3"],
-    );
+    let env = TestEnv::new();
+    let out = env.cbr(&["backup", "-p", &pool, "--shard", "1/3"]);
     assert_ok(&out);
     let err = stderr(&out);
     assert!(err.contains(" shard=1/3 "), "{err}");
     assert!(err.contains(&format!(" pool={pool} ")), "{err}");
-    let out = cbr(moto(), dir.path(), &["backup", "-p", &pool]);
+    let out = env.cbr(&["backup", "-p", &pool]);
     assert_ok(&out);
     let err = stderr(&out);
     for debug in ["Some(", "None", "shard=", "\""] {

@@ -232,7 +232,15 @@ async fn damage(c: &Client, pool: &str, seed: usize) -> usize {
     touched
 }
 
-/// A restore into `pool` killed (SIGKILL) at a random point after its first write.
+/// Users the layer has seen created.
+fn created(layer: &Server) -> u64 {
+    layer_stats(layer)["ops"]["AdminCreateUser"]["calls"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A restore into `pool` killed (SIGKILL) at a random point while it creates users (after its
+/// groups, which come first at a few a second).
 fn killed_restore(layer: &Server, dir: &Path, pool: &str, seed: u64) {
     let args = ["restore", "-p", pool, "--concurrency", "4"];
     let mut child = cbr_command(&layer.url, dir, &args)
@@ -241,11 +249,15 @@ fn killed_restore(layer: &Server, dir: &Path, pool: &str, seed: u64) {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while writes(layer) == 0 {
-        assert!(Instant::now() < deadline, "the restore never wrote");
+    while created(layer) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the restore never created a user"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // A point somewhere in the first 1.5 s of writing (of about 3 s), different for each shape.
+    // A point somewhere in the first 1.5 s of creating users (of about 3 s), different for each
+    // shape.
     std::thread::sleep(Duration::from_millis(seed * 277 % 1500));
     let _ = child.kill();
     let _ = child.wait();
@@ -310,9 +322,8 @@ async fn life(shape: &str, seed: u64) {
     // A second pool: a restore killed part way, then run again.
     layer_post(&layer, "/_layer/reset-stats");
     killed_restore(&layer, d, &second, seed);
-    let created = layer_stats(&layer)["ops"]["AdminCreateUser"]["calls"]
-        .as_u64()
-        .unwrap_or(0);
+    let created = created(&layer);
+    assert!(created > 0, "killed after the first creation");
     assert!(
         created < natives,
         "killed part way: {created} of {natives} created"

@@ -125,16 +125,12 @@ const DAMAGED: [&str; 10] = [
 async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     let (c, pool) = seeded_pool("live", 40).await;
     let before = snapshot(&c, &pool).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     damage(&c, &pool).await;
 
     // Without --update-existing: the deleted user comes back, the rest is reported.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &pool, "--dry-run", "--output", "json"],
-    );
+    let out = env.cbr(&["restore", "-p", &pool, "--dry-run", "--output", "json"]);
     assert_ok(&out);
     let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let actions: BTreeMap<String, String> = plan["users"]
@@ -178,7 +174,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     ]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -200,7 +196,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
 
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -212,7 +208,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     );
     // The withheld phone number makes it "finished, not all right".
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let report = read_json(&dir.path().join("r.json"));
+    let report = read_json(&env.path().join("r.json"));
     assert_eq!(report["created"], plan["summary"]["created"]);
     assert_eq!(report["users_updated"], plan["summary"]["users_updated"]);
     assert_eq!(report["unchanged"], plan["summary"]["unchanged"]);
@@ -296,11 +292,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     assert_eq!(before.len(), after.len());
 
     // verify agrees, naming only the withheld difference.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["verify", "-p", &pool, "--output", "json"],
-    );
+    let out = env.cbr(&["verify", "-p", &pool, "--output", "json"]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["pool"]["different"], 1, "{v}");
     assert_eq!(v["pool"]["missing_from_pool"], 0);
@@ -310,7 +302,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     let layer2 = common::layer(&["--record", log2.path().to_str().unwrap()]);
     let out = cbr(
         &layer2.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -324,7 +316,7 @@ async fn a_damaged_live_pool_is_put_back_with_only_the_calls_needed() {
     let records = recorded(log2.path());
     assert!(writes(&records).is_empty(), "{:?}", writes(&records));
     assert!(recorded_ops(&records, "AdminGetUser").is_empty());
-    let again = read_json(&dir.path().join("again.json"));
+    let again = read_json(&env.path().join("again.json"));
     assert_eq!(again["unchanged"], 39);
     assert_eq!(again["users_updated"], 0);
 }
@@ -337,9 +329,9 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
         .map(|i| Seed::new(&format!("user{i:05}")))
         .collect();
     seed(&c, &pool, &users).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let fast = layer(&["--index-listings"]);
-    assert_ok(&cbr(&fast.url, dir.path(), &["backup", "-p", &pool]));
+    assert_ok(&cbr(&fast.url, env.path(), &["backup", "-p", &pool]));
     c.admin_delete_user()
         .user_pool_id(&pool)
         .username("user02500")
@@ -348,11 +340,7 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
         .unwrap();
 
     // Bad selections are refused before anything is written.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &pool, "--user", "ghost"],
-    );
+    let out = env.cbr(&["restore", "-p", &pool, "--user", "ghost"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no user named ghost"),
@@ -363,11 +351,7 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
         ("custom:tenant = \"t1\"", "cannot filter on"),
         ("email ~ \"a\"", "invalid filter"),
     ] {
-        let out = cbr(
-            moto(),
-            dir.path(),
-            &["restore", "-p", &pool, "--filter", filter],
-        );
+        let out = env.cbr(&["restore", "-p", &pool, "--filter", filter]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains(why), "{}", stderr(&out));
     }
@@ -377,7 +361,7 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
     let layer = layer(&["--record", log.path().to_str().unwrap(), "--index-listings"]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -400,7 +384,7 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
         recorded_ops(&records, "AdminCreateUser")[0]["Username"],
         "user02500"
     );
-    let report = read_json(&dir.path().join("r.json"));
+    let report = read_json(&env.path().join("r.json"));
     assert_eq!(report["users_in_backup"], 1);
     assert_eq!(report["created"], 1);
 
@@ -409,7 +393,7 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
     let layer = common::layer(&["--record", log.path().to_str().unwrap(), "--index-listings"]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -424,26 +408,18 @@ async fn one_deleted_user_comes_back_without_touching_anyone_else() {
     let records = recorded(log.path());
     assert_eq!(recorded_ops(&records, "ListUsers").len(), 10);
     assert!(writes(&records).is_empty());
-    assert_eq!(read_json(&dir.path().join("f.json"))["unchanged"], 10);
+    assert_eq!(read_json(&env.path().join("f.json"))["unchanged"], 10);
 }
 
 #[tokio::test]
 async fn diff_names_what_changed_between_backups_and_against_the_pool() {
     let (c, pool) = seeded_pool("diff", 20).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "a.json"],
-    ));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "a.json"]));
     damage(&c, &pool).await;
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "b.json"],
-    ));
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "b.json"]));
 
-    let out = cbr(moto(), dir.path(), &["diff", "a.json", "a.json"]);
+    let out = env.cbr(&["diff", "a.json", "a.json"]);
     assert_ok(&out);
     assert!(
         stdout(&out).ends_with("diff: the same\n"),
@@ -451,16 +427,8 @@ async fn diff_names_what_changed_between_backups_and_against_the_pool() {
         stdout(&out)
     );
 
-    let offline = cbr(
-        moto(),
-        dir.path(),
-        &["diff", "a.json", "b.json", "--output", "json"],
-    );
-    let live = cbr(
-        moto(),
-        dir.path(),
-        &["diff", "a.json", "-p", &pool, "--output", "json"],
-    );
+    let offline = env.cbr(&["diff", "a.json", "b.json", "--output", "json"]);
+    let live = env.cbr(&["diff", "a.json", "-p", &pool, "--output", "json"]);
     for out in [&offline, &live] {
         assert_eq!(out.status.code(), Some(3), "{}", stderr(out));
         let d: Value = serde_json::from_str(&stdout(out)).unwrap();
@@ -512,10 +480,10 @@ async fn a_changed_sign_in_email_is_put_back_on_the_same_person() {
         })
         .collect();
     seed(&c, &pool, &seeds).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     let username_of = |email: &str| {
-        read_backup(&dir.path().join("backup.json"))
+        read_backup(&env.path().join("backup.json"))
             .into_iter()
             .find(|r| {
                 r["Attributes"]
@@ -556,7 +524,7 @@ async fn a_changed_sign_in_email_is_put_back_on_the_same_person() {
         if selective {
             args.extend(["--user", &victim]);
         }
-        assert_ok(&cbr(&layer.url, dir.path(), &args));
+        assert_ok(&cbr(&layer.url, env.path(), &args));
         let records = recorded(log.path());
         assert_eq!(
             writes(&records),
@@ -586,8 +554,8 @@ async fn a_changed_sign_in_email_is_put_back_on_the_same_person() {
 #[tokio::test]
 async fn a_listing_that_fails_is_named_and_nothing_else_is_assumed() {
     let (c, pool) = seeded_pool("list-fails", 40).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     damage(&c, &pool).await;
 
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -607,7 +575,7 @@ async fn a_listing_that_fails_is_named_and_nothing_else_is_assumed() {
         "--report",
         "r.json",
     ];
-    let out = cbr(&failing.url, dir.path(), &args);
+    let out = cbr(&failing.url, env.path(), &args);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("sub prefix"), "{}", stderr(&out));
     assert!(writes(&recorded(log.path())).is_empty());
@@ -619,7 +587,7 @@ async fn a_listing_that_fails_is_named_and_nothing_else_is_assumed() {
         "--fail-always",
         "ListUsersInGroup",
     ]);
-    let out = cbr(&failing.url, dir.path(), &args);
+    let out = cbr(&failing.url, env.path(), &args);
     let err = stderr(&out);
     assert!(err.contains("listing the members of group"), "{err}");
     let written = writes(&recorded(log.path()));
@@ -628,7 +596,7 @@ async fn a_listing_that_fails_is_named_and_nothing_else_is_assumed() {
         Some(1) => assert!(written.is_empty(), "{written:?}"),
         // Some users were put back first: the report says the reading stopped.
         Some(3) => {
-            let report = read_json(&dir.path().join("r.json"));
+            let report = read_json(&env.path().join("r.json"));
             assert!(report["input_error"].is_string(), "{report}");
             assert!(!written.contains_key("AdminCreateUser"));
         }

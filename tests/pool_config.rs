@@ -256,17 +256,17 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     let name = unique("rich");
     let domain = unique("rich-auth");
     let old = rich_pool(&c, &name, &domain, 240).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &old]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &old]));
 
-    let config_path = dir.path().join("backup.config.json");
+    let config_path = env.path().join("backup.config.json");
     assert_eq!(mode(&config_path), 0o600);
     let config = read_json(&config_path);
     assert_eq!(config["format_version"], 1);
     assert_eq!(config["pool_id"], old.as_str());
     let text = std::fs::read_to_string(&config_path).unwrap();
     assert!(text.contains(WEB_SECRET) && text.contains(IDP_SECRET));
-    let manifest = std::fs::read_to_string(dir.path().join("backup.meta.json")).unwrap();
+    let manifest = std::fs::read_to_string(env.path().join("backup.meta.json")).unwrap();
     assert!(!manifest.contains(WEB_SECRET) && !manifest.contains(IDP_SECRET));
     // moto has no UI customization, risk configuration, log delivery or terms: recorded as such.
     let unavailable: Vec<&str> = config["unavailable"]
@@ -299,12 +299,12 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
         .unwrap();
 
     // Through the recording layer, to check the exact requests.
-    let record = dir.path().join("requests.jsonl");
+    let record = env.path().join("requests.jsonl");
     let layer = layer(&["--record", record.to_str().unwrap()]);
     let new_name = format!("{name}-restored");
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["restore", "--create-pool", &new_name, "--allow-triggers"],
     );
     assert_ok(&out);
@@ -406,8 +406,8 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     assert_eq!(users_of(&c, &new).await, users_before);
 
     // The client map: old → new id for each client.
-    let map = std::fs::read_to_string(dir.path().join("backup.client-map.jsonl")).unwrap();
-    assert_eq!(mode(&dir.path().join("backup.client-map.jsonl")), 0o600);
+    let map = std::fs::read_to_string(env.path().join("backup.client-map.jsonl")).unwrap();
+    assert_eq!(mode(&env.path().join("backup.client-map.jsonl")), 0o600);
     let lines: Vec<Value> = map
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -508,11 +508,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     );
 
     // A rerun finds the pool it created and creates nothing twice.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "--create-pool", &new_name, "--allow-triggers"],
-    );
+    let out = env.cbr(&["restore", "--create-pool", &new_name, "--allow-triggers"]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), new);
     assert_eq!(pools_named(&c, &new_name).await, std::slice::from_ref(&new));
@@ -527,11 +523,7 @@ async fn a_deleted_pool_comes_back_whole_with_create_pool() {
     assert_eq!(users_of(&c, &new).await, users_before);
 
     // verify of the old backup against the rebuilt pool: no configuration drift, every user.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["verify", "-p", &new, "--output", "json"],
-    );
+    let out = env.cbr(&["verify", "-p", &new, "--output", "json"]);
     let report: Value = serde_json::from_str(&stdout(&out)).expect("verify JSON");
     assert_eq!(report["config_drift"], serde_json::json!([]), "{report}");
     assert_eq!(report["pool"]["matching"], 240, "{report}");
@@ -543,8 +535,8 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
     let name = unique("halfway");
     let domain = unique("halfway-auth");
     let old = rich_pool(&c, &name, &domain, 6).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &old]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &old]));
     c.delete_user_pool_domain()
         .user_pool_id(&old)
         .domain(&domain)
@@ -557,7 +549,7 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
         .await
         .unwrap();
     let users_before = {
-        let data = read_backup(&dir.path().join("backup.json"));
+        let data = read_backup(&env.path().join("backup.json"));
         data.len()
     };
 
@@ -566,7 +558,7 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
     let target = format!("{name}-again");
     let out = cbr(
         &failing.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "--create-pool",
@@ -600,7 +592,7 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
 
     // The rerun continues in the same pool and creates each thing once. The users wait for
     // --allow-triggers (the pool has a trigger), as the summary's add-permission advice says.
-    let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &target]);
+    let out = env.cbr(&["restore", "--create-pool", &target]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("--allow-triggers"),
@@ -613,11 +605,7 @@ async fn an_interrupted_create_pool_is_continued_not_repeated() {
         stderr(&out)
     );
     assert_eq!(stdout(&out).trim(), first);
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "--create-pool", &target, "--allow-triggers"],
-    );
+    let out = env.cbr(&["restore", "--create-pool", &target, "--allow-triggers"]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), first);
     assert!(
@@ -658,16 +646,12 @@ async fn a_sharded_backup_records_the_configuration_in_every_shard() {
     let c = client(moto()).await;
     let name = unique("sharded");
     let old = rich_pool(&c, &name, &unique("sharded-auth"), 8).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     for k in ["1/2", "2/2"] {
-        assert_ok(&cbr(
-            moto(),
-            dir.path(),
-            &["backup", "-p", &old, "--shard", k],
-        ));
+        assert_ok(&env.cbr(&["backup", "-p", &old, "--shard", k]));
     }
     for k in [1, 2] {
-        let config = read_json(&dir.path().join(format!("backup-{k}.config.json")));
+        let config = read_json(&env.path().join(format!("backup-{k}.config.json")));
         assert_eq!(config["pool_id"], old.as_str());
         assert_eq!(config["clients"].as_array().unwrap().len(), 2);
     }
@@ -679,14 +663,14 @@ async fn bad_configuration_files_are_refused_before_anything_is_created() {
     let name = unique("bad");
     let domain = unique("bad-auth");
     let old = rich_pool(&c, &name, &domain, 5).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &old]));
-    let path = dir.path().join("backup.config.json");
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &old]));
+    let path = env.path().join("backup.config.json");
     let original = read_json(&path);
     let target = format!("{name}-new");
     let refuse = |config: &Value, expect: &str| {
         std::fs::write(&path, config.to_string()).unwrap();
-        let out = cbr(moto(), dir.path(), &["restore", "--create-pool", &target]);
+        let out = env.cbr(&["restore", "--create-pool", &target]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(
             stderr(&out).contains(expect),
@@ -714,18 +698,14 @@ async fn bad_configuration_files_are_refused_before_anything_is_created() {
 
     // --domain-prefix chooses another; --dry-run shows the configuration and creates nothing.
     let free = unique("free-auth");
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "--create-pool",
-            &target,
-            "--domain-prefix",
-            &free,
-            "--dry-run",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "--create-pool",
+        &target,
+        "--domain-prefix",
+        &free,
+        "--dry-run",
+    ]);
     assert_ok(&out);
     let plan: Value = serde_json::from_str(&stdout(&out)).expect("a JSON plan");
     assert_eq!(plan["CreateUserPool"]["PoolName"], target.as_str());
@@ -735,18 +715,14 @@ async fn bad_configuration_files_are_refused_before_anything_is_created() {
         pools_named(&c, &target).await.is_empty(),
         "a dry run created a pool"
     );
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "--create-pool",
-            &target,
-            "--domain-prefix",
-            &free,
-            "--allow-triggers",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "--create-pool",
+        &target,
+        "--domain-prefix",
+        &free,
+        "--allow-triggers",
+    ]);
     assert_ok(&out);
     let owner = c
         .describe_user_pool_domain()
@@ -764,24 +740,20 @@ async fn bad_configuration_files_are_refused_before_anything_is_created() {
 async fn an_encrypted_backup_encrypts_its_configuration() {
     let c = client(moto()).await;
     let old = rich_pool(&c, &unique("enc"), &unique("enc-auth"), 2).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let key = age::x25519::Identity::generate();
     let recipient = key.to_public().to_string();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &[
-            "backup",
-            "-p",
-            &old,
-            "-o",
-            "b.json.age",
-            "--recipient",
-            &recipient,
-        ],
-    ));
-    assert!(!dir.path().join("b.config.json").exists());
-    let path = dir.path().join("b.config.json.age");
+    assert_ok(&env.cbr(&[
+        "backup",
+        "-p",
+        &old,
+        "-o",
+        "b.json.age",
+        "--recipient",
+        &recipient,
+    ]));
+    assert!(!env.path().join("b.config.json").exists());
+    let path = env.path().join("b.config.json.age");
     let raw = std::fs::read(&path).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/"));
     assert!(!String::from_utf8_lossy(&raw).contains(WEB_SECRET));
@@ -792,9 +764,9 @@ async fn an_encrypted_backup_encrypts_its_configuration() {
 async fn verify_reports_configuration_drift() {
     let c = client(moto()).await;
     let pool = rich_pool(&c, &unique("drift"), &unique("drift-auth"), 3).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
+    let out = env.cbr(&["verify", "-p", &pool]);
     assert_ok(&out);
     assert!(
         stdout(&out).contains("configuration: 0 differences"),
@@ -832,7 +804,7 @@ async fn verify_reports_configuration_drift() {
         .send()
         .await
         .unwrap();
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let out = env.cbr(&["verify", "-p", &pool]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("setting Policies changed"), "{text}");

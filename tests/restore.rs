@@ -68,15 +68,11 @@ async fn group_names(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) ->
 #[tokio::test]
 async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     let (c, source) = seeded_pool("source", 80).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
 
     let target = create_pool(&c, &unique("target"), tenant_pool()).await;
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "--report", "report.json"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "--report", "report.json"]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "");
     let summary = stderr(&out);
@@ -103,7 +99,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     assert_eq!(g.role_arn(), Some("arn:aws:iam::123456789012:role/admins"));
 
     // The sub map pairs each user's old and new sub.
-    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
+    let map = sub_map(&env.path().join(format!("backup.sub-map.{target}.jsonl")));
     let (old, new) = (subs(&c, &source).await, subs(&c, &target).await);
     assert_eq!(map.len(), 80);
     for (username, (old_sub, new_sub)) in &map {
@@ -112,7 +108,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
         assert_ne!(old_sub, new_sub);
     }
 
-    let report: Value = read_json(&dir.path().join("report.json"));
+    let report: Value = read_json(&env.path().join("report.json"));
     assert_eq!(report["created"], 80);
     let disabled = varied_users(80).iter().filter(|s| s.disabled).count();
     assert_eq!(report["disabled"], disabled);
@@ -121,13 +117,9 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     assert_eq!(report["failed"].as_array().unwrap().len(), 0);
 
     // Again: nothing new, exit 0, the same pool, a complete sub map.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "--report", "again.json"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "--report", "again.json"]);
     assert_ok(&out);
-    let again: Value = read_json(&dir.path().join("again.json"));
+    let again: Value = read_json(&env.path().join("again.json"));
     assert_eq!(again["created"], 0);
     assert_eq!(again["unchanged"], 80);
     assert_eq!(again["users_updated"], 0);
@@ -135,7 +127,7 @@ async fn round_trip_brings_the_pool_back_and_a_rerun_is_harmless() {
     assert_eq!(again["confirmed_with_random_password"], 0);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
     assert_eq!(
-        sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl"))),
+        sub_map(&env.path().join(format!("backup.sub-map.{target}.jsonl"))),
         map
     );
 }
@@ -148,17 +140,17 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
     let target = create_pool(&c, &unique("wire"), tenant_pool()).await;
     let log = tempfile::NamedTempFile::new().unwrap();
     let layer = layer(&["--record", log.path().to_str().unwrap()]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = fixture("go-original/backup.json", dir.path());
+    let env = TestEnv::new();
+    let file = fixture("go-original/backup.json", env.path());
     // A native user that once had a Google identity linked.
     let linked = r#"[{"Username":"linked","UserStatus":"CONFIRMED","Attributes":[
         {"Name":"sub","Value":"0b0c2f36-3a1f-4cde-9c52-0d3c50f5e9aa"},
         {"Name":"email","Value":"linked@example.org"},
         {"Name":"identities","Value":"[{\"providerName\":\"Google\"}]"}]}]"#;
-    std::fs::write(dir.path().join("linked.json"), linked).unwrap();
+    std::fs::write(env.path().join("linked.json"), linked).unwrap();
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -172,7 +164,7 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
         ],
     );
     assert_ok(&out);
-    let report: Value = read_json(&dir.path().join("r.json"));
+    let report: Value = read_json(&env.path().join("r.json"));
     assert_eq!(report["lost_federated_link"], 1);
     let records = recorded(log.path());
     let creates = recorded_ops(&records, "AdminCreateUser");
@@ -207,26 +199,22 @@ async fn create_requests_never_carry_sub_or_identities_and_suppress_messages() {
 #[tokio::test]
 async fn reads_the_go_original_and_npm_files() {
     let c = client(moto()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
 
     // The Go original's file: 13 users, one federated, one with a federated link.
     let target = create_pool(&c, &unique("go"), tenant_pool()).await;
-    let file = fixture("go-original/backup.json", dir.path());
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            file.to_str().unwrap(),
-            "--report",
-            "go.json",
-        ],
-    );
+    let file = fixture("go-original/backup.json", env.path());
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        file.to_str().unwrap(),
+        "--report",
+        "go.json",
+    ]);
     assert_ok(&out);
-    let report: Value = read_json(&dir.path().join("go.json"));
+    let report: Value = read_json(&env.path().join("go.json"));
     assert_eq!(report["created"], 12);
     assert_eq!(report["skipped"]["federated (EXTERNAL_PROVIDER)"], 1);
     assert_eq!(
@@ -253,7 +241,7 @@ async fn reads_the_go_original_and_npm_files() {
 
     // `null` for an empty pool; npm, plain and with inline groups (which are created).
     let restore_fixture = |name: &'static str| {
-        let (c, dir) = (c.clone(), dir.path().to_path_buf());
+        let (c, dir) = (c.clone(), env.path().to_path_buf());
         async move {
             let pool =
                 create_pool(&c, &unique(&name.replace(['/', '.'], "-")), tenant_pool()).await;
@@ -293,7 +281,7 @@ async fn reads_the_go_original_and_npm_files() {
 async fn bad_files_are_refused_before_anything_is_written() {
     let c = client(moto()).await;
     let target = create_pool(&c, &unique("bad-input"), tenant_pool()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let good = r#"[{"Username":"ok","Attributes":[{"Name":"email","Value":"ok@example.org"}],"Groups":["g"]}"#;
     let cases: Vec<(&str, String, &str)> = vec![
         ("empty.json", String::new(), "is empty"),
@@ -321,34 +309,26 @@ async fn bad_files_are_refused_before_anything_is_written() {
         ),
     ];
     for (name, text, expected) in &cases {
-        std::fs::write(dir.path().join(name), text).unwrap();
-        let out = cbr(moto(), dir.path(), &["restore", "-p", &target, "-i", name]);
+        std::fs::write(env.path().join(name), text).unwrap();
+        let out = env.cbr(&["restore", "-p", &target, "-i", name]);
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = stderr(&out);
         assert!(err.contains(name), "{name}: {err}");
         assert!(err.contains(expected), "{name}: {err}");
     }
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "-i", "missing.json"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "-i", "missing.json"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("missing.json"));
     // A good file before a bad one: still nothing written.
-    std::fs::write(dir.path().join("good.json"), format!("{good}]")).unwrap();
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            "good.json",
-            "truncated.json",
-        ],
-    );
+    std::fs::write(env.path().join("good.json"), format!("{good}]")).unwrap();
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        "good.json",
+        "truncated.json",
+    ]);
     assert!(!out.status.success());
     assert_eq!(user_count(&c, &target).await, 0);
     assert!(group_names(&c, &target).await.is_empty());
@@ -359,14 +339,14 @@ async fn a_changed_file_is_refused_unless_overridden() {
     let c = client(moto()).await;
     let source = create_pool(&c, &unique("sum-src"), tenant_pool()).await;
     seed(&c, &source, &varied_users(5)).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
-    let path = dir.path().join("backup.json");
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
+    let path = env.path().join("backup.json");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("user00001", "user00009x")).unwrap();
 
     let target = create_pool(&c, &unique("sum-dst"), tenant_pool()).await;
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &target]);
+    let out = env.cbr(&["restore", "-p", &target]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("does not match its manifest"),
@@ -374,11 +354,7 @@ async fn a_changed_file_is_refused_unless_overridden() {
         stderr(&out)
     );
     assert_eq!(user_count(&c, &target).await, 0);
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "--ignore-checksum"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "--ignore-checksum"]);
     assert_ok(&out);
     assert_eq!(user_count(&c, &target).await, 5);
 }
@@ -387,13 +363,9 @@ async fn a_changed_file_is_refused_unless_overridden() {
 async fn preflight_reports_missing_custom_attributes_and_creates_nothing() {
     let c = client(moto()).await;
     let target = create_pool(&c, &unique("no-tenant"), PoolSpec::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = fixture("npm/backup-with-groups.json", dir.path());
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "-i", file.to_str().unwrap()],
-    );
+    let env = TestEnv::new();
+    let file = fixture("npm/backup-with-groups.json", env.path());
+    let out = env.cbr(&["restore", "-p", &target, "-i", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("custom:tenant"), "{err}");
@@ -406,20 +378,16 @@ async fn preflight_reports_missing_custom_attributes_and_creates_nothing() {
 async fn dry_run_writes_nothing() {
     let c = client(moto()).await;
     let target = create_pool(&c, &unique("dry"), tenant_pool()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = fixture("npm/backup-with-groups.json", dir.path());
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            file.to_str().unwrap(),
-            "--dry-run",
-        ],
-    );
+    let env = TestEnv::new();
+    let file = fixture("npm/backup-with-groups.json", env.path());
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ]);
     assert_ok(&out);
     let plan = stdout(&out);
     assert_eq!(
@@ -432,55 +400,43 @@ async fn dry_run_writes_nothing() {
     assert!(plan.contains("  create group admins"), "{plan}");
     assert_eq!(user_count(&c, &target).await, 0);
     assert!(group_names(&c, &target).await.is_empty());
-    assert_eq!(files_in(dir.path()), ["backup-with-groups.json"]);
+    assert_eq!(files_in(env.path()), ["backup-with-groups.json"]);
 }
 
 #[tokio::test]
 async fn sharded_backup_restores_in_one_run_and_duplicates_are_refused() {
     let (c, source) = seeded_pool("shard-src", 60).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     for k in 1..=3 {
         let shard = format!("{k}/3");
-        assert_ok(&cbr(
-            moto(),
-            dir.path(),
-            &["backup", "-p", &source, "--shard", &shard],
-        ));
+        assert_ok(&env.cbr(&["backup", "-p", &source, "--shard", &shard]));
     }
     let target = create_pool(&c, &unique("shard-dst"), tenant_pool()).await;
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            "backup-1.json",
-            "backup-2.json",
-            "backup-3.json",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        "backup-1.json",
+        "backup-2.json",
+        "backup-3.json",
+    ]);
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
     assert_eq!(
-        sub_map(&dir.path().join(format!("backup-1.sub-map.{target}.jsonl"))).len(),
+        sub_map(&env.path().join(format!("backup-1.sub-map.{target}.jsonl"))).len(),
         60
     );
 
     let other = create_pool(&c, &unique("dup-dst"), tenant_pool()).await;
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &other,
-            "-i",
-            "backup-1.json",
-            "backup-1.json",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &other,
+        "-i",
+        "backup-1.json",
+        "backup-1.json",
+    ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("more than once"), "{}", stderr(&out));
     assert_eq!(user_count(&c, &other).await, 0);
@@ -505,9 +461,9 @@ async fn email_sign_in_pools_restore_by_email() {
         })
         .collect();
     seed(&c, &source, &seeds).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
-    let backup = read_backup(&dir.path().join("backup.json"));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
+    let backup = read_backup(&env.path().join("backup.json"));
     assert!(
         backup
             .iter()
@@ -516,7 +472,7 @@ async fn email_sign_in_pools_restore_by_email() {
 
     // Into a pool that signs in with usernames: refused before any write.
     let wrong = create_pool(&c, &unique("email-wrong"), PoolSpec::default()).await;
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &wrong]);
+    let out = env.cbr(&["restore", "-p", &wrong]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("sign in with email"),
@@ -526,7 +482,7 @@ async fn email_sign_in_pools_restore_by_email() {
     assert_eq!(user_count(&c, &wrong).await, 0);
 
     let target = create_pool(&c, &unique("email-dst"), spec).await;
-    assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
+    assert_ok(&env.cbr(&["restore", "-p", &target]));
     let restored = snapshot(&c, &target).await;
     let mut got: Vec<String> = restored
         .iter()
@@ -541,18 +497,14 @@ async fn email_sign_in_pools_restore_by_email() {
         .collect();
     got.sort();
     assert_eq!(got, emails);
-    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
+    let map = sub_map(&env.path().join(format!("backup.sub-map.{target}.jsonl")));
     assert_eq!(map.len(), 10);
     let new: BTreeSet<String> = subs(&c, &target).await.into_values().collect();
     assert!(map.values().all(|(_, n)| new.contains(n)));
     // A rerun finds every user by email.
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "--report", "r.json"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "--report", "r.json"]);
     assert_ok(&out);
-    let r: Value = read_json(&dir.path().join("r.json"));
+    let r: Value = read_json(&env.path().join("r.json"));
     assert_eq!(r["unchanged"], 10);
 }
 
@@ -560,44 +512,32 @@ async fn email_sign_in_pools_restore_by_email() {
 #[tokio::test]
 async fn rerun_after_a_partial_restore_completes_the_sub_map() {
     let (c, source) = seeded_pool("partial-src", 30).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &source, "-o", "all.json"],
-    ));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source, "-o", "all.json"]));
     // The first half of the file, as a run that stopped halfway would have seen it.
-    let all = read_backup(&dir.path().join("all.json"));
+    let all = read_backup(&env.path().join("all.json"));
     let half: Vec<&Value> = all.iter().take(15).collect();
     std::fs::write(
-        dir.path().join("half.json"),
+        env.path().join("half.json"),
         serde_json::to_string(&half).unwrap(),
     )
     .unwrap();
 
     let target = create_pool(&c, &unique("partial-dst"), tenant_pool()).await;
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "-i", "half.json"],
-    ));
+    assert_ok(&env.cbr(&["restore", "-p", &target, "-i", "half.json"]));
     assert_eq!(user_count(&c, &target).await, 15);
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            "all.json",
-            "--sub-map",
-            "map.jsonl",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        "all.json",
+        "--sub-map",
+        "map.jsonl",
+    ]);
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    let map = sub_map(&dir.path().join("map.jsonl"));
+    let map = sub_map(&env.path().join("map.jsonl"));
     assert_eq!(map.len(), 30);
     let new = subs(&c, &target).await;
     for (username, (_, new_sub)) in &map {
@@ -610,8 +550,8 @@ async fn rerun_after_a_partial_restore_completes_the_sub_map() {
 #[tokio::test]
 async fn restore_through_faults_completes_exactly_once() {
     let (c, source) = seeded_pool("rfault-src", 60).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
 
     let target = create_pool(&c, &unique("rfault-dst"), tenant_pool()).await;
     let layer = layer(&[
@@ -622,7 +562,7 @@ async fn restore_through_faults_completes_exactly_once() {
     ]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["restore", "-p", &target, "--max-attempts", "20"],
     );
     assert_ok(&out);
@@ -632,7 +572,7 @@ async fn restore_through_faults_completes_exactly_once() {
         "{stats}"
     );
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    let map = sub_map(&dir.path().join(format!("backup.sub-map.{target}.jsonl")));
+    let map = sub_map(&env.path().join(format!("backup.sub-map.{target}.jsonl")));
     assert_eq!(map.len(), 60);
 }
 
@@ -641,8 +581,8 @@ async fn restore_through_faults_completes_exactly_once() {
 #[tokio::test]
 async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     let (c, source) = seeded_pool("quota-src", 25).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
     // UserCreation 10/s, UserUpdate 5/s, UserAccountRecovery 6/s, UserPoolRead and
     // UserPoolResourceUpdate 3/s; buckets of half a second. The layer does not answer
     // GetProvisionedLimit (an endpoint without it), so cbr starts at Cognito's defaults.
@@ -658,7 +598,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     let target = create_pool(&c, &unique("quota-dst"), tenant_pool()).await;
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -671,7 +611,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     );
     assert_ok(&out);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
-    let report: Value = read_json(&dir.path().join("adaptive.json"));
+    let report: Value = read_json(&env.path().join("adaptive.json"));
     let throttled = report["throttled_calls"].as_u64().unwrap();
     assert!(
         throttled > 0,
@@ -687,7 +627,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
     let target = create_pool(&c, &unique("quota-capped"), tenant_pool()).await;
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -699,7 +639,7 @@ async fn restore_adapts_to_throttling_and_max_rps_avoids_it() {
         ],
     );
     assert_ok(&out);
-    let report: Value = read_json(&dir.path().join("capped.json"));
+    let report: Value = read_json(&env.path().join("capped.json"));
     assert_eq!(report["throttled_calls"], 0);
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
 }

@@ -53,9 +53,9 @@ async fn case_insensitive_target_refuses_names_that_differ_only_in_case() {
         .await
         .unwrap();
     let target = target.user_pool().unwrap().id().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([
             user(
@@ -85,7 +85,7 @@ async fn case_insensitive_target_refuses_names_that_differ_only_in_case() {
     let layer = layer(&["--record", log.path().to_str().unwrap()]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["restore", "-p", &target, "-i", &file],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -110,7 +110,7 @@ async fn another_person_with_the_same_username_is_never_touched() {
     other.attributes = vec![("email".into(), "someone.else@example.org".into())];
     seed(&c, &target, &[other]).await;
     let before = snapshot(&c, &target).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let mut dana = user(
         "dana",
         "00000000-0000-4000-8000-0000000000d1",
@@ -119,7 +119,7 @@ async fn another_person_with_the_same_username_is_never_touched() {
     dana["Enabled"] = json!(false);
     dana["Groups"] = json!(["admins"]);
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([
             dana,
@@ -129,9 +129,9 @@ async fn another_person_with_the_same_username_is_never_touched() {
     for extra in [None, Some("--update-existing")] {
         let mut args = vec!["restore", "-p", &target, "-i", &file, "--report", "r.json"];
         args.extend(extra);
-        let out = cbr(moto(), dir.path(), &args);
+        let out = env.cbr(&args);
         assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-        let report = read_json(&dir.path().join("r.json"));
+        let report = read_json(&env.path().join("r.json"));
         assert_eq!(report["conflicts"][0]["username"], "dana");
         assert_eq!(report["conflicts"][0]["fields"][0], "attribute:email");
         assert!(stderr(&out).contains("conflict: dana"), "{}", stderr(&out));
@@ -140,7 +140,7 @@ async fn another_person_with_the_same_username_is_never_touched() {
     let dana_after = after.iter().find(|s| s.username == "dana").unwrap();
     assert_eq!(dana_after, &before[0], "the other dana is unchanged");
     let map =
-        std::fs::read_to_string(dir.path().join(format!("b.sub-map.{target}.jsonl"))).unwrap();
+        std::fs::read_to_string(env.path().join(format!("b.sub-map.{target}.jsonl"))).unwrap();
     assert!(!map.contains("\"dana\""), "{map}");
     assert!(map.contains("\"erin\""), "{map}");
 }
@@ -159,9 +159,9 @@ async fn a_username_backup_into_an_email_sign_in_pool_is_refused() {
         },
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &target]);
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
+    let out = env.cbr(&["restore", "-p", &target]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("sign in with a username, but the target pool signs in with email"),
@@ -185,10 +185,10 @@ async fn alias_pools_get_every_offending_user_named_before_any_write() {
         .await
         .unwrap();
     let target = target.user_pool().unwrap().id().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let shared = [("email", "team@x.org"), ("email_verified", "true")];
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([
             user("ann@x.org", "00000000-0000-4000-8000-00000000000a", &[]),
@@ -202,7 +202,7 @@ async fn alias_pools_get_every_offending_user_named_before_any_write() {
             ),
         ]),
     );
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &target, "-i", &file]);
+    let out = env.cbr(&["restore", "-p", &target, "-i", &file]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("ann@x.org (email format"), "{err}");
@@ -232,13 +232,13 @@ async fn lambda_triggers_stop_the_restore_unless_allowed() {
         .await
         .unwrap();
     let target = target.user_pool().unwrap().id().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([user("kim", "00000000-0000-4000-8000-0000000000f1", &[])]),
     );
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &target, "-i", &file]);
+    let out = env.cbr(&["restore", "-p", &target, "-i", &file]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("PreSignUp"), "{}", stderr(&out));
     assert!(
@@ -248,30 +248,22 @@ async fn lambda_triggers_stop_the_restore_unless_allowed() {
     );
     assert!(users_in(&c, &target).await.is_empty());
 
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "restore",
-            "-p",
-            &target,
-            "-i",
-            &file,
-            "--dry-run",
-            "--output",
-            "json",
-        ],
-    );
+    let out = env.cbr(&[
+        "restore",
+        "-p",
+        &target,
+        "-i",
+        &file,
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
     assert_ok(&out);
     let plan: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(plan["triggers"], json!(["PreSignUp"]));
     assert_eq!(plan["users"][0]["action"], "create");
 
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "-i", &file, "--allow-triggers"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "-i", &file, "--allow-triggers"]);
     assert_ok(&out);
     assert_eq!(users_in(&c, &target).await, ["kim"]);
 }
@@ -318,9 +310,9 @@ async fn schema_problems_are_all_reported_at_once() {
         .await
         .unwrap();
     let target = target.user_pool().unwrap().id().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([
             user(
@@ -355,7 +347,7 @@ async fn schema_problems_are_all_reported_at_once() {
             ),
         ]),
     );
-    let out = cbr(moto(), dir.path(), &["restore", "-p", &target, "-i", &file]);
+    let out = env.cbr(&["restore", "-p", &target, "-i", &file]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     for expected in [
@@ -375,9 +367,9 @@ async fn schema_problems_are_all_reported_at_once() {
 #[tokio::test]
 async fn invitations_go_by_the_chosen_medium() {
     let c = client(moto()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let file = backup_file(
-        dir.path(),
+        env.path(),
         "b.json",
         json!([
             user(
@@ -418,7 +410,7 @@ async fn invitations_go_by_the_chosen_medium() {
         if let Some(m) = medium {
             args.extend(["--invitation-medium", m]);
         }
-        assert_ok(&cbr(&layer.url, dir.path(), &args));
+        assert_ok(&cbr(&layer.url, env.path(), &args));
         let records = recorded(log.path());
         for body in recorded_ops(&records, "AdminCreateUser") {
             let i = ["mail", "both", "none"]
@@ -455,11 +447,11 @@ async fn the_sub_map_carries_new_usernames_in_email_pools() {
             .await
             .unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &source]));
-    assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
+    assert_ok(&env.cbr(&["restore", "-p", &target]));
     let map =
-        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
+        std::fs::read_to_string(env.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     let target_names = users_in(&c, &target).await;
     let mut mapped: Vec<String> = map
         .lines()
@@ -488,8 +480,8 @@ async fn provisioned_limits_raise_the_rates_and_their_absence_is_harmless() {
         "--quota-scale",
         "2",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = cbr(&raised.url, dir.path(), &["backup", "-p", &pool, "-v"]);
+    let env = TestEnv::new();
+    let out = cbr(&raised.url, env.path(), &["backup", "-p", &pool, "-v"]);
     assert_ok(&out);
     assert!(
         stderr(&out).contains("request rate category=UserList provisioned=60 ceiling=60"),
@@ -507,7 +499,7 @@ async fn provisioned_limits_raise_the_rates_and_their_absence_is_harmless() {
 
     let out = cbr(
         &raised.url,
-        dir.path(),
+        env.path(),
         &["backup", "-p", &pool, "-v", "--max-rps", "45"],
     );
     assert_ok(&out);
@@ -518,7 +510,7 @@ async fn provisioned_limits_raise_the_rates_and_their_absence_is_harmless() {
     );
 
     let old = layer(&["--no-provisioned-limits"]);
-    let out = cbr(&old.url, dir.path(), &["backup", "-p", &pool, "-v"]);
+    let out = cbr(&old.url, env.path(), &["backup", "-p", &pool, "-v"]);
     assert_ok(&out);
     assert!(
         stderr(&out).contains("cannot read the provisioned limit"),
@@ -533,7 +525,7 @@ async fn provisioned_limits_raise_the_rates_and_their_absence_is_harmless() {
 async fn many_groups_are_paced_under_the_per_pool_limit() {
     let c = client(moto()).await;
     let target = create_pool(&c, &unique("groups"), PoolSpec::default()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let users: Vec<Value> = (0..30)
         .map(|i| {
             let sub = format!("00000000-0000-4000-8000-0000000003{i:02}");
@@ -542,15 +534,15 @@ async fn many_groups_are_paced_under_the_per_pool_limit() {
             u
         })
         .collect();
-    let file = backup_file(dir.path(), "b.json", Value::Array(users));
+    let file = backup_file(env.path(), "b.json", Value::Array(users));
     let layer = layer(&["--quotas"]);
     let out = cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["restore", "-p", &target, "-i", &file, "--report", "r.json"],
     );
     assert_ok(&out);
-    let report = read_json(&dir.path().join("r.json"));
+    let report = read_json(&env.path().join("r.json"));
     assert_eq!(report["groups_created"], 30);
     assert_eq!(report["memberships_added"], 30);
     assert_eq!(report["throttled_calls"], 0, "{report}");

@@ -38,64 +38,52 @@ fn age_cli(args: &[&str], dir: &Path) -> std::process::Output {
 #[tokio::test]
 async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     let (c, pool) = seeded_pool("age", 25).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (identity, public) = keygen(dir.path());
+    let env = TestEnv::new();
+    let (identity, public) = keygen(env.path());
     let id = identity.to_str().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "plain.json"],
-    ));
-    let plain = std::fs::read(dir.path().join("plain.json")).unwrap();
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "plain.json"]));
+    let plain = std::fs::read(env.path().join("plain.json")).unwrap();
 
     // age: the CLI decrypts what cbr writes, to the same bytes as a plain backup.
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &[
-            "backup",
-            "-p",
-            &pool,
-            "-o",
-            "b.json.age",
-            "--recipient",
-            &public,
-        ],
-    ));
-    let raw = std::fs::read(dir.path().join("b.json.age")).unwrap();
+    assert_ok(&env.cbr(&[
+        "backup",
+        "-p",
+        &pool,
+        "-o",
+        "b.json.age",
+        "--recipient",
+        &public,
+    ]));
+    let raw = std::fs::read(env.path().join("b.json.age")).unwrap();
     assert!(raw.starts_with(b"age-encryption.org/v1"));
     assert!(!String::from_utf8_lossy(&raw).contains("@example.org"));
-    let manifest: Value = read_json(&dir.path().join("b.meta.json"));
+    let manifest: Value = read_json(&env.path().join("b.meta.json"));
     assert_eq!(manifest["encryption"], "age");
-    let out = age_cli(&["-d", "-i", id, "b.json.age"], dir.path());
+    let out = age_cli(&["-d", "-i", id, "b.json.age"], env.path());
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, plain);
 
     // gzip + age, with a recipients file; the CLI decrypts, gunzip gives the plain bytes.
     std::fs::write(
-        dir.path().join("recipients.txt"),
+        env.path().join("recipients.txt"),
         format!("# ops\n{public}\n"),
     )
     .unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &[
-            "backup",
-            "-p",
-            &pool,
-            "-o",
-            "c.json.gz.age",
-            "--recipients-file",
-            "recipients.txt",
-        ],
-    ));
+    assert_ok(&env.cbr(&[
+        "backup",
+        "-p",
+        &pool,
+        "-o",
+        "c.json.gz.age",
+        "--recipients-file",
+        "recipients.txt",
+    ]));
     let out = age_cli(
         &["-d", "-i", id, "-o", "c.json.gz", "c.json.gz.age"],
-        dir.path(),
+        env.path(),
     );
     assert!(out.status.success(), "{out:?}");
-    let gz = std::fs::read(dir.path().join("c.json.gz")).unwrap();
+    let gz = std::fs::read(env.path().join("c.json.gz")).unwrap();
     let mut text = Vec::new();
     use std::io::Read;
     flate2::read::GzDecoder::new(&gz[..])
@@ -104,13 +92,9 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     assert_eq!(text, plain);
 
     // gzip alone.
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["backup", "-p", &pool, "-o", "d.json.gz"],
-    ));
+    assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "d.json.gz"]));
     assert!(
-        std::fs::read(dir.path().join("d.json.gz"))
+        std::fs::read(env.path().join("d.json.gz"))
             .unwrap()
             .starts_with(&[0x1f, 0x8b])
     );
@@ -118,37 +102,25 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     // cbr reads what the CLI writes (armored, too).
     let out = age_cli(
         &["-r", &public, "-a", "-o", "cli.json.age", "plain.json"],
-        dir.path(),
+        env.path(),
     );
     assert!(out.status.success(), "{out:?}");
 
     // Restore: refused without the key, before anything is written; works with it.
     let target = create_pool(&c, &unique("age-dst"), tenant_pool()).await;
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &target, "-i", "b.json.age"],
-    );
+    let out = env.cbr(&["restore", "-p", &target, "-i", "b.json.age"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
     assert!(snapshot(&c, &target).await.is_empty());
     for file in ["b.json.age", "c.json.gz.age", "d.json.gz", "cli.json.age"] {
-        let out = cbr(
-            moto(),
-            dir.path(),
-            &["restore", "-p", &target, "-i", file, "--identity", id],
-        );
+        let out = env.cbr(&["restore", "-p", &target, "-i", file, "--identity", id]);
         assert_ok(&out);
     }
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
 
     // verify reads them too.
     for file in ["b.json.age", "c.json.gz.age", "d.json.gz"] {
-        let out = cbr(
-            moto(),
-            dir.path(),
-            &["verify", "-i", file, "--identity", id],
-        );
+        let out = env.cbr(&["verify", "-i", file, "--identity", id]);
         assert_ok(&out);
     }
 }
@@ -156,11 +128,11 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
 #[tokio::test]
 async fn verify_checks_files_shards_and_the_live_pool() {
     let (c, pool) = seeded_pool("verify", 40).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
 
     // A good backup of an unchanged pool.
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let out = env.cbr(&["verify", "-p", &pool]);
     assert_ok(&out);
     assert!(stdout(&out).contains("verify: OK"), "{}", stdout(&out));
     assert!(stdout(&out).contains("40 match"), "{}", stdout(&out));
@@ -186,11 +158,7 @@ async fn verify_checks_files_shards_and_the_live_pool() {
         .await
         .unwrap();
     seed(&c, &pool, &[Seed::new("newcomer")]).await;
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &["verify", "-p", &pool, "--output", "json"],
-    );
+    let out = env.cbr(&["verify", "-p", &pool, "--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let p = &report["pool"];
@@ -212,32 +180,24 @@ async fn verify_checks_files_shards_and_the_live_pool() {
     );
 
     // A damaged file: checksum mismatch, no pool needed.
-    let path = dir.path().join("backup.json");
+    let path = env.path().join("backup.json");
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("Zoë", "Zoe", 1)).unwrap();
-    let out = cbr(moto(), dir.path(), &["verify"]);
+    let out = env.cbr(&["verify"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stdout(&out).contains("SHA-256"), "{}", stdout(&out));
 
     // Shards: all present is whole; one missing is reported.
     for k in 1..=3 {
         let shard = format!("{k}/3");
-        assert_ok(&cbr(
-            moto(),
-            dir.path(),
-            &["backup", "-p", &pool, "-o", "s.json", "--shard", &shard],
-        ));
+        assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "s.json", "--shard", &shard]));
     }
-    let out = cbr(
-        moto(),
-        dir.path(),
-        &[
-            "verify", "-i", "s-1.json", "s-2.json", "s-3.json", "-p", &pool,
-        ],
-    );
+    let out = env.cbr(&[
+        "verify", "-i", "s-1.json", "s-2.json", "s-3.json", "-p", &pool,
+    ]);
     assert_ok(&out);
-    std::fs::remove_file(dir.path().join("s-2.json")).unwrap();
-    let out = cbr(moto(), dir.path(), &["verify", "-i", "s-1.json"]);
+    std::fs::remove_file(env.path().join("s-2.json")).unwrap();
+    let out = env.cbr(&["verify", "-i", "s-1.json"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
         stdout(&out).contains("missing shard file"),
@@ -270,7 +230,7 @@ async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
     // Slow pages: the backup takes many seconds.
     let layer = layer(&["--latency-ms", "300"]);
     for sig in ["-TERM", "-INT"] {
-        let dir = tempfile::tempdir().unwrap();
+        let env = TestEnv::new();
         let args = [
             "backup",
             "-p",
@@ -280,7 +240,7 @@ async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
             "--concurrency",
             "1",
         ];
-        let mut child = spawn_cbr(&layer.url, dir.path(), &args);
+        let mut child = spawn_cbr(&layer.url, env.path(), &args);
         std::thread::sleep(Duration::from_millis(2500));
         assert!(child.try_wait().unwrap().is_none(), "still running");
         let sent = Instant::now();
@@ -291,7 +251,7 @@ async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
             "{sig}: stopped promptly"
         );
         assert_eq!(out.status.code(), Some(130), "{sig}: {}", stderr(&out));
-        let left = files_in(dir.path());
+        let left = files_in(env.path());
         assert!(left.is_empty(), "{sig}: {left:?}");
     }
 }
@@ -299,13 +259,13 @@ async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
 #[tokio::test]
 async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
     let (c, pool) = seeded_pool("term-src", 60).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     let target = create_pool(&c, &unique("term-dst"), tenant_pool()).await;
     let layer = layer(&["--latency-ms", "200"]);
     let child = spawn_cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &[
             "restore",
             "-p",
@@ -325,35 +285,35 @@ async fn sigterm_during_restore_finishes_in_flight_and_writes_map_and_report() {
     signal(&child, "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    let report: Value = read_json(&dir.path().join("r.json"));
+    let report: Value = read_json(&env.path().join("r.json"));
     assert_eq!(report["interrupted"], true);
     let created = report["created"].as_u64().unwrap();
     assert!(created > 0 && created < 60, "{report}");
     let restored = snapshot(&c, &target).await.len() as u64;
     assert_eq!(restored, created, "every user taken was finished");
     let map =
-        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
+        std::fs::read_to_string(env.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     assert_eq!(map.lines().count() as u64, created);
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
 
     // Run again: the rest comes back, the sub map is complete.
-    assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
+    assert_ok(&env.cbr(&["restore", "-p", &target]));
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
     let map =
-        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
+        std::fs::read_to_string(env.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     assert_eq!(map.lines().count(), 60);
 }
 
 #[tokio::test]
 async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
     let (c, pool) = seeded_pool("kill-src", 50).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     let target = create_pool(&c, &unique("kill-dst"), tenant_pool()).await;
     let layer = layer(&["--latency-ms", "100"]);
     let mut child = spawn_cbr(
         &layer.url,
-        dir.path(),
+        env.path(),
         &["restore", "-p", &target, "--max-rps", "5"],
     );
     std::thread::sleep(Duration::from_millis(2500));
@@ -362,10 +322,10 @@ async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
     let partial = snapshot(&c, &target).await.len();
     assert!(partial < 50, "killed before the end ({partial})");
 
-    assert_ok(&cbr(moto(), dir.path(), &["restore", "-p", &target]));
+    assert_ok(&env.cbr(&["restore", "-p", &target]));
     assert_eq!(snapshot(&c, &target).await, snapshot(&c, &pool).await);
     let map =
-        std::fs::read_to_string(dir.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
+        std::fs::read_to_string(env.path().join(format!("backup.sub-map.{target}.jsonl"))).unwrap();
     let users: std::collections::BTreeSet<String> = map
         .lines()
         .map(|l| {
@@ -382,24 +342,20 @@ async fn sigkill_during_restore_then_rerun_restores_everyone_once() {
 #[tokio::test]
 async fn restore_of_an_incomplete_shard_set_is_refused_unless_partial() {
     let (c, pool) = seeded_pool("partial-source", 30).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     for k in 1..=3 {
         let shard = format!("{k}/3");
-        assert_ok(&cbr(
-            moto(),
-            dir.path(),
-            &["backup", "-p", &pool, "-o", "s.json", "--shard", &shard],
-        ));
+        assert_ok(&env.cbr(&["backup", "-p", &pool, "-o", "s.json", "--shard", &shard]));
     }
-    std::fs::remove_file(dir.path().join("s-2.json")).unwrap();
-    std::fs::remove_file(dir.path().join("s-2.meta.json")).unwrap();
+    std::fs::remove_file(env.path().join("s-2.json")).unwrap();
+    std::fs::remove_file(env.path().join("s-2.meta.json")).unwrap();
     let target = create_pool(&c, &unique("partial-target"), tenant_pool()).await;
 
     // `--in s-*.json` as the shell expands it, with shard 2 gone.
     let inputs = ["s-1.json", "s-1.meta.json", "s-3.json", "s-3.meta.json"];
     let mut args = vec!["restore", "-p", &target, "--in"];
     args.extend(inputs);
-    let out = cbr(moto(), dir.path(), &args);
+    let out = env.cbr(&args);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("s-2.json"), "{}", stderr(&out));
     assert!(
@@ -414,9 +370,9 @@ async fn restore_of_an_incomplete_shard_set_is_refused_unless_partial() {
 
     // Intended: only the shards given are restored.
     args.push("--partial");
-    assert_ok(&cbr(moto(), dir.path(), &args));
-    let expected = read_backup(&dir.path().join("s-1.json")).len()
-        + read_backup(&dir.path().join("s-3.json")).len();
+    assert_ok(&env.cbr(&args));
+    let expected = read_backup(&env.path().join("s-1.json")).len()
+        + read_backup(&env.path().join("s-3.json")).len();
     assert!(expected > 0 && expected < 30);
     assert_eq!(snapshot(&c, &target).await.len(), expected);
 }

@@ -43,13 +43,13 @@ async fn empty_group_lists_match_a_pool_without_groups() {
         })
         .collect();
     seed(&c, &pool, &seeds).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     // cognito-backup writes `"Groups": []` for every user of a pool without groups.
-    rewrite(&dir.path().join("backup.json"), |r| {
+    rewrite(&env.path().join("backup.json"), |r| {
         r.insert("Groups".into(), Value::Array(vec![]));
     });
-    let (code, report) = verify_json(dir.path(), &["-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-p", &pool]);
     let p = &report["pool"];
     assert_eq!(p["different"], 0, "{report:#}");
     assert_eq!(p["matching"], 12, "{report:#}");
@@ -60,9 +60,9 @@ async fn empty_group_lists_match_a_pool_without_groups() {
 #[tokio::test]
 async fn changed_group_settings_are_differences() {
     let (c, pool) = seeded_pool("group-settings", 10).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let (code, report) = verify_json(dir.path(), &["-p", &pool]);
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
+    let (code, report) = verify_json(env.path(), &["-p", &pool]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["pool"]["groups_different"], 0);
 
@@ -82,7 +82,7 @@ async fn changed_group_settings_are_differences() {
         .send()
         .await
         .unwrap();
-    let (code, report) = verify_json(dir.path(), &["-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-p", &pool]);
     assert_eq!(code, Some(3), "{report:#}");
     let p = &report["pool"];
     assert_eq!(p["groups_different"], 2, "{report:#}");
@@ -94,7 +94,7 @@ async fn changed_group_settings_are_differences() {
             {"group": "editors", "fields": ["role"]},
         ])
     );
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let out = env.cbr(&["verify", "-p", &pool]);
     assert!(
         stdout(&out).contains("  group different: admins (description, precedence)\n"),
         "{}",
@@ -106,13 +106,13 @@ async fn changed_group_settings_are_differences() {
 #[tokio::test]
 async fn what_the_file_cannot_tell_is_reported_as_not_compared() {
     let (_c, pool) = seeded_pool("not-compared", 15).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
     // A file in the Go original's shape: no Groups lists and no manifest.
-    rewrite(&dir.path().join("backup.json"), |r| {
+    rewrite(&env.path().join("backup.json"), |r| {
         r.remove("Groups");
     });
-    let (code, report) = verify_json(dir.path(), &["-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-p", &pool]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["pool"]["matching"], 15);
     let what: Vec<&str> = report["not_compared"]
@@ -129,7 +129,7 @@ async fn what_the_file_cannot_tell_is_reported_as_not_compared() {
             .starts_with("not in the file"),
         "{report:#}"
     );
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let out = env.cbr(&["verify", "-p", &pool]);
     let text = stdout(&out);
     assert!(
         text.contains("not compared: group memberships: not in the file"),
@@ -144,23 +144,19 @@ async fn what_the_file_cannot_tell_is_reported_as_not_compared() {
 #[tokio::test]
 async fn an_encrypted_backup_without_its_key_is_checked_by_its_checksum() {
     let (_c, pool) = seeded_pool("encrypted-nokey", 8).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let key = age::x25519::Identity::generate();
     let public = key.to_public().to_string();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &[
-            "backup",
-            "-p",
-            &pool,
-            "-o",
-            "b.json.age",
-            "--recipient",
-            &public,
-        ],
-    ));
-    let out = cbr(moto(), dir.path(), &["verify", "-i", "b.json.age"]);
+    assert_ok(&env.cbr(&[
+        "backup",
+        "-p",
+        &pool,
+        "-o",
+        "b.json.age",
+        "--recipient",
+        &public,
+    ]));
+    let out = env.cbr(&["verify", "-i", "b.json.age"]);
     assert_ok(&out);
     let text = stdout(&out);
     assert!(
@@ -168,25 +164,25 @@ async fn an_encrypted_backup_without_its_key_is_checked_by_its_checksum() {
         "{text}"
     );
     assert!(text.contains("not compared: records: "), "{text}");
-    let (code, report) = verify_json(dir.path(), &["-i", "b.json.age", "-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-i", "b.json.age", "-p", &pool]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["files"][0]["records_read"], false);
     assert!(report["pool"].is_null(), "{report:#}");
     assert_eq!(report["not_compared"][1]["what"], format!("pool {pool}"));
 
     // A damaged encrypted file is found without the key.
-    let path = dir.path().join("b.json.age");
+    let path = env.path().join("b.json.age");
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&path, bytes).unwrap();
-    let out = cbr(moto(), dir.path(), &["verify", "-i", "b.json.age"]);
+    let out = env.cbr(&["verify", "-i", "b.json.age"]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     assert!(stdout(&out).contains("SHA-256"), "{}", stdout(&out));
 
     // Without a manifest there is nothing to check: an error, not a pass.
-    std::fs::remove_file(dir.path().join("b.meta.json")).unwrap();
-    let out = cbr(moto(), dir.path(), &["verify", "-i", "b.json.age"]);
+    std::fs::remove_file(env.path().join("b.meta.json")).unwrap();
+    let out = env.cbr(&["verify", "-i", "b.json.age"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("--identity"), "{}", stderr(&out));
 }
@@ -198,17 +194,13 @@ async fn an_encrypted_backup_without_its_key_is_checked_by_its_checksum() {
 async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
     let c = client(moto()).await;
     let pool = create_pool(&c, &unique("cognito-backup"), tenant_pool()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let users = fixture("npm/eu-west-1_Np4Gr0ups.json", dir.path());
-    let groups = fixture("npm/eu-west-1_Np4Gr0ups_groups.json", dir.path());
+    let env = TestEnv::new();
+    let users = fixture("npm/eu-west-1_Np4Gr0ups.json", env.path());
+    let groups = fixture("npm/eu-west-1_Np4Gr0ups_groups.json", env.path());
     let users_arg = users.to_str().unwrap();
-    assert_ok(&cbr(
-        moto(),
-        dir.path(),
-        &["restore", "-p", &pool, "-i", users_arg],
-    ));
+    assert_ok(&env.cbr(&["restore", "-p", &pool, "-i", users_arg]));
 
-    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-i", users_arg, "-p", &pool]);
     assert_eq!(code, Some(0), "a complete restore verifies: {report:#}");
     assert_eq!(
         report["groups_files"],
@@ -247,7 +239,7 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
         .send()
         .await
         .unwrap();
-    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-i", users_arg, "-p", &pool]);
     assert_eq!(code, Some(3), "{report:#}");
     assert_eq!(
         report["pool"]["examples_groups_different"],
@@ -265,10 +257,10 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
         .send()
         .await
         .unwrap();
-    let elsewhere = dir.path().join("groups-elsewhere.json");
+    let elsewhere = env.path().join("groups-elsewhere.json");
     std::fs::rename(&groups, &elsewhere).unwrap();
     let (_, report) = verify_json(
-        dir.path(),
+        env.path(),
         &[
             "-i",
             users_arg,
@@ -282,7 +274,7 @@ async fn cognito_backup_files_round_trip_and_their_groups_file_is_compared() {
     assert_eq!(report["not_compared"], serde_json::json!([]), "{report:#}");
     // Without the groups file, the settings of the groups named in the users' lists cannot be
     // compared, and verify says so.
-    let (code, report) = verify_json(dir.path(), &["-i", users_arg, "-p", &pool]);
+    let (code, report) = verify_json(env.path(), &["-i", users_arg, "-p", &pool]);
     assert_eq!(code, Some(0), "a complete restore verifies: {report:#}");
     assert_eq!(
         report["not_compared"][0]["what"], "group settings",
@@ -298,15 +290,11 @@ async fn go_original_and_npm_files_round_trip() {
     let c = client(moto()).await;
     for name in ["go-original/backup.json", "npm/backup.json"] {
         let pool = create_pool(&c, &unique("round-trip"), tenant_pool()).await;
-        let dir = tempfile::tempdir().unwrap();
-        let file = fixture(name, dir.path());
+        let env = TestEnv::new();
+        let file = fixture(name, env.path());
         let file_arg = file.to_str().unwrap();
-        assert_ok(&cbr(
-            moto(),
-            dir.path(),
-            &["restore", "-p", &pool, "-i", file_arg],
-        ));
-        let (code, report) = verify_json(dir.path(), &["-i", file_arg, "-p", &pool]);
+        assert_ok(&env.cbr(&["restore", "-p", &pool, "-i", file_arg]));
+        let (code, report) = verify_json(env.path(), &["-i", file_arg, "-p", &pool]);
         assert_eq!(
             code,
             Some(0),
@@ -349,9 +337,9 @@ async fn go_original_and_npm_files_round_trip() {
 #[tokio::test]
 async fn verify_logs_a_reading_of_the_pool_not_a_backup() {
     let (_c, pool) = seeded_pool("verify-log", 5).await;
-    let dir = tempfile::tempdir().unwrap();
-    assert_ok(&cbr(moto(), dir.path(), &["backup", "-p", &pool]));
-    let out = cbr(moto(), dir.path(), &["verify", "-p", &pool]);
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &pool]));
+    let out = env.cbr(&["verify", "-p", &pool]);
     assert_ok(&out);
     let err = stderr(&out);
     assert!(err.contains("reading about 5 users of"), "{err}");

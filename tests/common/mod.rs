@@ -413,6 +413,42 @@ pub fn cbr_command(endpoint: &str, dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// One test's world (fd's `TestEnv`): a private directory `cbr` runs in, and the endpoint it
+/// talks to (moto's server; see [`TestEnv::through`] for the AWS-like layer).
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl TestEnv {
+    /// A fresh directory, with `cbr` talking to moto directly.
+    pub fn new() -> TestEnv {
+        TestEnv::through(moto())
+    }
+
+    /// A fresh directory, with `cbr` talking to `endpoint` (a layer's URL).
+    pub fn through(endpoint: &str) -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            endpoint: endpoint.to_string(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `cbr ARGS` in the directory, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        cbr_command(&self.endpoint, self.path(), args)
+    }
+
+    /// Runs `cbr ARGS` in the directory and waits for it.
+    pub fn cbr(&self, args: &[&str]) -> Output {
+        cbr(&self.endpoint, self.path(), args)
+    }
+}
+
 /// Runs `cbr` with dummy credentials against `endpoint` and waits for it.
 pub fn cbr(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
     cbr_command(endpoint, dir, args).output().expect("run cbr")
