@@ -90,22 +90,7 @@ fn rerun_writes_nothing(layer: &Server, dir: &Path, pool: &str, natives: u64, wh
 /// added, one removed, enabled flags flipped, memberships removed and added, users deleted.
 /// Returns how many users were touched.
 async fn damage(c: &Client, pool: &str, seed: usize) -> usize {
-    let mut users = Vec::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .list_users()
-            .user_pool_id(pool)
-            .set_pagination_token(token)
-            .send()
-            .await
-            .unwrap();
-        users.extend(page.users().iter().cloned());
-        token = page.pagination_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let mut users = all_users(c, pool).await;
     users.sort_by(|a, b| a.username().cmp(&b.username()));
     let natives: Vec<_> = users
         .iter()

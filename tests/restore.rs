@@ -30,27 +30,14 @@ fn sub_map(path: &Path) -> BTreeMap<String, (String, String)> {
 /// username → sub, from the pool.
 async fn subs(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = c
-            .list_users()
-            .user_pool_id(pool)
-            .set_pagination_token(token)
-            .send()
-            .await
-            .unwrap();
-        for u in page.users() {
-            let sub = u.attributes().iter().find(|a| a.name() == "sub").unwrap();
-            out.insert(
-                u.username().unwrap().to_string(),
-                sub.value().unwrap().to_string(),
-            );
-        }
-        token = page.pagination_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
+    for u in all_users(c, pool).await {
+        let sub = u.attributes().iter().find(|a| a.name() == "sub").unwrap();
+        out.insert(
+            u.username().unwrap().to_string(),
+            sub.value().unwrap().to_string(),
+        );
     }
+    out
 }
 
 async fn user_count(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str) -> usize {

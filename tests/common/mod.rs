@@ -348,7 +348,11 @@ pub struct Snapshot {
 }
 
 /// Every user of the pool with its groups, sorted by username.
-pub async fn snapshot(c: &Client, pool: &str) -> Vec<Snapshot> {
+/// Every user of the pool, as ListUsers gives them.
+pub async fn all_users(
+    c: &Client,
+    pool: &str,
+) -> Vec<aws_sdk_cognitoidentityprovider::types::UserType> {
     let mut users = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -359,40 +363,45 @@ pub async fn snapshot(c: &Client, pool: &str) -> Vec<Snapshot> {
             .send()
             .await
             .expect("list users");
-        for u in out.users() {
-            let username = u.username().unwrap().to_string();
-            let groups = c
-                .admin_list_groups_for_user()
-                .user_pool_id(pool)
-                .username(&username)
-                .send()
-                .await
-                .expect("groups for user");
-            let mut groups: Vec<String> = groups
-                .groups()
-                .iter()
-                .map(|g| g.group_name().unwrap().to_string())
-                .collect();
-            groups.sort();
-            let mut attributes: Vec<(String, String)> = u
-                .attributes()
-                .iter()
-                .filter(|a| a.name() != "sub")
-                .map(|a| (a.name().to_string(), a.value().unwrap_or("").to_string()))
-                .collect();
-            attributes.sort();
-            users.push(Snapshot {
-                username,
-                attributes,
-                enabled: u.enabled(),
-                status: u.user_status().unwrap().as_str().to_string(),
-                groups,
-            });
-        }
+        users.extend(out.users().iter().cloned());
         token = out.pagination_token().map(str::to_string);
         if token.is_none() {
-            break;
+            return users;
         }
+    }
+}
+
+pub async fn snapshot(c: &Client, pool: &str) -> Vec<Snapshot> {
+    let mut users = Vec::new();
+    for u in &all_users(c, pool).await {
+        let username = u.username().unwrap().to_string();
+        let groups = c
+            .admin_list_groups_for_user()
+            .user_pool_id(pool)
+            .username(&username)
+            .send()
+            .await
+            .expect("groups for user");
+        let mut groups: Vec<String> = groups
+            .groups()
+            .iter()
+            .map(|g| g.group_name().unwrap().to_string())
+            .collect();
+        groups.sort();
+        let mut attributes: Vec<(String, String)> = u
+            .attributes()
+            .iter()
+            .filter(|a| a.name() != "sub")
+            .map(|a| (a.name().to_string(), a.value().unwrap_or("").to_string()))
+            .collect();
+        attributes.sort();
+        users.push(Snapshot {
+            username,
+            attributes,
+            enabled: u.enabled(),
+            status: u.user_status().unwrap().as_str().to_string(),
+            groups,
+        });
     }
     users.sort();
     users
