@@ -108,12 +108,15 @@ pub fn restored_statuses(status: &str) -> &'static [&'static str] {
     }
 }
 
-/// How two sides are compared: literally (a backup with the pool it was taken from, or two
-/// backups), or with a pool a restore made, where what restore itself chose (new subs, the
-/// statuses it maps, federated users who come back on their next sign-in) is not a difference.
+/// How two sides are compared: exactly (two backups); literally (a backup with the pool it
+/// was taken from, where only a user with a new `sub` — deleted and restored since — is judged
+/// by what a restore made of it); or as restored (a pool a restore made, where what restore
+/// itself chose — new subs, the statuses it maps, federated users who come back on their next
+/// sign-in — is not a difference).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Comparison {
+    Exact,
     Literal,
     AsRestored,
 }
@@ -143,12 +146,19 @@ impl Comparison {
         }
     }
 
-    /// `want` (the backup's) compared with `have` (the pool's, or a newer backup's). After a
-    /// restore, a user with the backup's own `sub` was never restored and is compared
-    /// literally; one with a new `sub` is compared with what the restore made of it.
+    /// `want` (the backup's) compared with `have` (the pool's, or a newer backup's). In a
+    /// pool, a user with the backup's own `sub` was never restored and is compared literally;
+    /// one with a new `sub` is compared with what a restore made of it.
     pub fn judge(self, want: &UserRecord, have: &UserRecord) -> Judged {
-        let new_sub = self == Comparison::AsRestored && want.sub() != have.sub();
-        let comparison = if new_sub { self } else { Comparison::Literal };
+        let new_sub = self != Comparison::Exact
+            && want.sub().is_some()
+            && have.sub().is_some()
+            && want.sub() != have.sub();
+        let comparison = if new_sub {
+            Comparison::AsRestored
+        } else {
+            Comparison::Literal
+        };
         let (diff, status_as_restored) = UserDiff::between(want, have).counted(comparison);
         Judged {
             fields: diff.fields(),
@@ -428,10 +438,15 @@ mod tests {
                 status_as_restored: true
             }
         );
-        assert_eq!(
-            Comparison::Literal.judge(&want, &restored).fields,
-            ["status"]
+        // In the pool the backup was taken from, a user deleted and restored since is judged
+        // the same way; two backups are compared exactly.
+        assert!(
+            Comparison::Literal
+                .judge(&want, &restored)
+                .fields
+                .is_empty()
         );
+        assert_eq!(Comparison::Exact.judge(&want, &restored).fields, ["status"]);
         // The original user, who reset their password since the backup: a change.
         let mut original = restored.clone();
         original.attributes[0].value = Some("old".into());

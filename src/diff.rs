@@ -57,7 +57,12 @@ impl DiffReport {
 
     pub fn text(&self) -> String {
         let mut s = match self.comparison {
-            Comparison::Literal => format!("compared literally: {} with {}\n", self.a, self.b),
+            Comparison::Exact => format!("compared exactly: {} with {}\n", self.a, self.b),
+            Comparison::Literal => format!(
+                "compared literally: {} is the pool {} was taken from (users with a new sub, \
+                 deleted and restored since, are compared with what the restore made)\n",
+                self.b, self.a
+            ),
             Comparison::AsRestored => format!(
                 "compared as restored: {} was restored from {} (new subs, the statuses \
                  restore sets and federated users are not differences)\n",
@@ -76,7 +81,7 @@ impl DiffReport {
             self.only_in_b.len(),
             self.different.len()
         ));
-        if self.comparison == Comparison::AsRestored {
+        if self.comparison == Comparison::AsRestored || self.restored_with_new_sub > 0 {
             s.push_str(&format!(
                 "  as restored: {} users with a new sub, {} of them in a status restore sets; \
                  {} federated users come back on their next sign-in\n",
@@ -126,7 +131,7 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
                 .as_ref()
                 .map(Identity::of_backup)
                 .unwrap_or_default();
-            (path, name, identity, Comparison::Literal)
+            (path, name, identity, Comparison::Exact)
         }
         Other::Pool { cognito, pool_id } => {
             let comparison = Comparison::with_pool(&pool_id, a, manifest.as_slice());

@@ -128,8 +128,10 @@ impl VerifyReport {
         }
         if let Some(p) = &self.pool {
             s.push_str(&match p.comparison {
-                Comparison::Literal => format!(
-                    "compared literally: {} is the pool the backup was taken from\n",
+                Comparison::Exact | Comparison::Literal => format!(
+                    "compared literally: {} is the pool the backup was taken from (users with a \
+                     new sub, deleted and restored since, are compared with what the restore \
+                     made)\n",
                     p.pool_id
                 ),
                 Comparison::AsRestored => format!(
@@ -149,7 +151,7 @@ impl VerifyReport {
                 p.extra_in_pool,
                 p.different
             ));
-            if p.comparison == Comparison::AsRestored {
+            if p.comparison == Comparison::AsRestored || p.restored_with_new_sub > 0 {
                 s.push_str(&format!(
                     "  as restored: {} users with a new sub, {} of them in a status restore \
                      sets; {} federated users come back on their next sign-in\n",
