@@ -348,3 +348,62 @@ async fn verify_logs_a_reading_of_the_pool_not_a_backup() {
         assert!(!err.contains(wrong), "{wrong} in {err}");
     }
 }
+
+/// Users deleted from the pool a backup was taken from and restored into it (their map kept
+/// elsewhere): the comparison stays literal, and the restored users, with new subs, are judged
+/// by what a restore made of them, so the pool verifies and diffs clean.
+#[tokio::test]
+async fn users_restored_into_their_own_pool_verify_clean() {
+    let (source, users) = common::production::production_pool(moto(), "username", 60, 11);
+    let env = TestEnv::new();
+    assert_ok(&env.cbr(&["backup", "-p", &source]));
+    let c = client(moto()).await;
+    // One user of each status a restore maps, deleted by a bad script.
+    let mut deleted = Vec::new();
+    for status in ["UNCONFIRMED", "RESET_REQUIRED", "COMPROMISED", "CONFIRMED"] {
+        let u = users
+            .iter()
+            .find(|u| u["UserStatus"] == status)
+            .expect("every status");
+        let name = u["Username"].as_str().unwrap();
+        c.admin_delete_user()
+            .user_pool_id(&source)
+            .username(name)
+            .send()
+            .await
+            .unwrap();
+        deleted.push(name.to_string());
+    }
+    assert_ok(&env.cbr(&["restore", "-p", &source, "--sub-map", "elsewhere.jsonl"]));
+    let (code, report) = verify_json(env.path(), &["-p", &source]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let p = &report["pool"];
+    assert_eq!(p["comparison"], "literal", "{report:#}");
+    assert_eq!(p["restored_with_new_sub"], deleted.len(), "{report:#}");
+    assert_eq!(p["status_as_restored"], 3, "{report:#}");
+    let out = env.cbr(&["diff", "backup.json", "-p", &source]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("compared literally"),
+        "{}",
+        stdout(&out)
+    );
+    // A user who keeps the backup's sub is still compared literally.
+    let confirmed = users
+        .iter()
+        .find(|u| {
+            u["UserStatus"] == "CONFIRMED"
+                && u["Enabled"] == true
+                && !deleted.iter().any(|d| u["Username"] == *d)
+        })
+        .unwrap();
+    c.admin_disable_user()
+        .user_pool_id(&source)
+        .username(confirmed["Username"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = verify_json(env.path(), &["-p", &source]);
+    assert_eq!(code, Some(3), "{report:#}");
+    assert_eq!(report["pool"]["different"], 1, "{report:#}");
+}
