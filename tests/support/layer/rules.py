@@ -46,6 +46,21 @@ MEDIUM_ATTRIBUTE = {"EMAIL": "email", "SMS": "phone_number"}
 SENDER_TRIGGER = {"EMAIL": "CustomEmailSender", "SMS": "CustomSMSSender"}
 
 
+def delivery_mediums(body, attrs):
+    """AdminCreateUser's DesiredDeliveryMediums (SMS when absent), each checked: a known medium,
+    and the user has the address it needs."""
+    mediums = body.get("DesiredDeliveryMediums") or ["SMS"]
+    for medium in mediums:
+        attr = MEDIUM_ATTRIBUTE.get(medium)
+        if attr is None:
+            raise invalid(f"1 validation error detected: Value '{mediums}' at "
+                          "'desiredDeliveryMediums' failed to satisfy constraint")
+        if not attrs.get(attr):
+            raise invalid(f"No {attr} provided but desired delivery medium was "
+                          f"{'Email' if medium == 'EMAIL' else 'Sms'}")
+    return mediums
+
+
 def schema_from_create(schema):
     """CreateUserPool's `Schema` (bare custom names) in DescribeUserPool's shape."""
     out = []
@@ -412,16 +427,7 @@ class Rules:
             if settings.trigger("PreSignUp"):
                 plan.triggers.append("PreSignUp_AdminCreateUser")
         if action != "SUPPRESS":
-            mediums = body.get("DesiredDeliveryMediums") or ["SMS"]
-            for medium in mediums:
-                attr = MEDIUM_ATTRIBUTE.get(medium)
-                if attr is None:
-                    raise invalid(f"1 validation error detected: Value '{mediums}' at "
-                                  "'desiredDeliveryMediums' failed to satisfy constraint")
-                if not attrs.get(attr):
-                    raise invalid(f"No {attr} provided but desired delivery medium was "
-                                  f"{'Email' if medium == 'EMAIL' else 'Sms'}")
-            for medium in mediums:
+            for medium in delivery_mediums(body, attrs):
                 self.message(plan, settings, "AdminCreateUser", medium, username,
                              "invitation", "AdminCreateUser")
 

@@ -62,7 +62,7 @@ import time
 
 from .index import parse_filter, user_value
 from .protocol import AwsError, invalid, json_answer
-from .rules import (DEFAULT_MAX_LENGTH, MEDIUM_ATTRIBUTE, STANDARD_ATTRIBUTES, Plan,
+from .rules import (DEFAULT_MAX_LENGTH, STANDARD_ATTRIBUTES, Plan, delivery_mediums,
                     PoolSettings, attrs_of, is_true)
 
 MAX_COUNT = 2 ** 32  # the first 8 hex digits of the sub must differ from user to user
@@ -867,16 +867,7 @@ class SyntheticPool:
     def deliver(self, rules, op, body, attrs, username, kind, source):
         """The invitation/code Cognito would send (rules.py's checks and records)."""
         plan = Plan(body)
-        mediums = body.get("DesiredDeliveryMediums") or ["SMS"]
-        for medium in mediums:
-            attr = MEDIUM_ATTRIBUTE.get(medium)
-            if attr is None:
-                raise invalid(f"1 validation error detected: Value '{mediums}' at "
-                              "'desiredDeliveryMediums' failed to satisfy constraint")
-            if not attrs.get(attr):
-                raise invalid(f"No {attr} provided but desired delivery medium was "
-                              f"{'Email' if medium == 'EMAIL' else 'Sms'}")
-        for medium in mediums:
+        for medium in delivery_mediums(body, attrs):
             rules.message(plan, self.settings, op, medium, username, kind, source)
         rules.record(plan)
 
