@@ -4,8 +4,8 @@
 //! data file; verify and diff take a private copy to compare; restore takes each prefix the
 //! moment it is listed.
 //!
-//! Memory does not grow with the pool: a prefix's users wait on disk (unnamed temporary files),
-//! and memberships go into an index that spills to disk (`memberships`).
+//! Memory does not grow with the pool: a prefix's users wait on disk (unnamed temporary files,
+//! gzip-compressed), and memberships go into an index that spills to disk (`memberships`).
 
 use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool};
 use crate::cognito::{Cognito, Page, PoolInfo};
@@ -100,10 +100,10 @@ pub async fn list_users(
 
     let _ = ready_tx.send(Some((memberships, progress.clone())));
     for (prefix, rx) in results {
-        let mut spool = rx
+        let spool = rx
             .await
             .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
-        writer.append(&mut spool)?;
+        writer.append(&mut spool.finish()?)?;
     }
     progress.finish();
 

@@ -24,4 +24,4 @@ pub use reader::for_each_record;
 pub use record::test_user;
 pub use record::{Attribute, EXTERNAL_PROVIDER, MfaOption, UserRecord};
 pub use shard_set::{missing_from_inputs, missing_members, repeated_input};
-pub use writer::{DataWriter, Spool};
+pub use writer::{DataWriter, Spool, Spooled};

@@ -1,15 +1,18 @@
 //! Writing backup files safely: a temporary file in the destination's directory (mode 0600)
 //! renamed into place only when complete (or, for S3, an upload completed only then, through
 //! `location`), a SHA-256 of the bytes as they are written, and spools that hold one prefix's
-//! users until their turn in the output.
+//! users, gzip-compressed, until their turn in the output.
 
 use super::encoding::{Encoder, Encoding};
 use super::record::UserRecord;
 use crate::location::{Location, Output};
 use anyhow::{Context, Result};
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// A writer that hashes every byte it passes on.
@@ -76,23 +79,38 @@ impl DataWriter {
         })
     }
 
-    /// Appends the records held in a spool.
-    pub fn append(&mut self, spool: &mut Spool) -> Result<()> {
-        if spool.count == 0 {
+    /// Appends the records of a finished spool.
+    pub fn append(&mut self, spool: &mut Spooled) -> Result<()> {
+        let count = spool.count;
+        self.append_compressed(spool.compressed()?, count)
+    }
+
+    /// Appends `count` records from a spool's compressed bytes: a finished spool's, or those a
+    /// backup that stopped kept (the resume state). Reads the gzip stream to its end, so a
+    /// damaged or cut one fails here.
+    pub fn append_compressed(&mut self, compressed: impl Read, count: u64) -> Result<()> {
+        let mut reader = GzDecoder::new(io::BufReader::new(compressed));
+        if count == 0 {
+            // Nothing to write, but the stream must be whole.
+            io::copy(&mut reader, &mut io::sink()).context("reading a spool")?;
             return Ok(());
         }
-        spool.out.flush()?;
-        let file = spool.out.get_mut();
-        file.seek(SeekFrom::Start(0))?;
-        let mut reader = io::BufReader::new(&*file);
         if self.count == 0 {
             // The first record of the file has no separator before it.
             let mut comma = [0u8; 1];
-            reader.read_exact(&mut comma)?;
+            reader.read_exact(&mut comma).context("reading a spool")?;
         }
-        io::copy(&mut reader, &mut self.out)
-            .with_context(|| format!("writing {}", self.location))?;
-        self.count += spool.count;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buf).context("reading a spool")?;
+            if n == 0 {
+                break;
+            }
+            self.out
+                .write_all(&buf[..n])
+                .with_context(|| format!("writing {}", self.location))?;
+        }
+        self.count += count;
         Ok(())
     }
 
@@ -115,10 +133,19 @@ impl DataWriter {
     }
 }
 
-/// One prefix's users, formatted, in an unnamed temporary file (removed by the OS when closed,
-/// even if the process is killed) until the output reaches that prefix.
+/// How hard spools are compressed: zlib's default level. On production-shaped users it stores
+/// about 120 bytes a user where the fast level stores 180 (docs/backup.md, "Disk"), and it
+/// compresses far faster than ListUsers can deliver records (1,800 users, 2 MB, a second).
+fn spool_level() -> Compression {
+    Compression::default()
+}
+
+/// One prefix's users, formatted as they go into the data file and gzip-compressed, in an
+/// unnamed temporary file (removed by the OS when closed, even if the process is killed) until
+/// the output reaches that prefix.
 pub struct Spool {
-    out: BufWriter<File>,
+    /// Always `Some` but while [`Spool::clear`] swaps it.
+    out: Option<GzEncoder<File>>,
     count: u64,
 }
 
@@ -127,13 +154,20 @@ impl Spool {
         let file = tempfile::tempfile_in(dir)
             .with_context(|| format!("creating a spool file in {}", dir.display()))?;
         Ok(Spool {
-            out: BufWriter::new(file),
+            out: Some(GzEncoder::new(file, spool_level())),
             count: 0,
         })
     }
 
+    fn out(&mut self) -> &mut GzEncoder<File> {
+        self.out.as_mut().expect("a spool's file")
+    }
+
     pub fn push(&mut self, record: &UserRecord) -> Result<()> {
-        self.out.write_all(&format_record(record)?)?;
+        let bytes = format_record(record)?;
+        self.out()
+            .write_all(&bytes)
+            .context("writing a spool file")?;
         self.count += 1;
         Ok(())
     }
@@ -142,15 +176,78 @@ impl Spool {
         self.count
     }
 
+    /// Ends the spool: its records, compressed, ready to be appended or kept.
+    pub fn finish(mut self) -> Result<Spooled> {
+        let mut file = self
+            .out
+            .take()
+            .expect("a spool's file")
+            .finish()
+            .context("writing a spool file")?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Spooled {
+            file,
+            count: self.count,
+        })
+    }
+
     /// Reads the spool's records back, in the order they were pushed.
+    pub fn for_each_record(self, each: impl FnMut(UserRecord) -> Result<()>) -> Result<()> {
+        self.finish()?.for_each_record(each)
+    }
+
+    /// Forgets everything written, to list the prefix again from its start.
+    pub fn clear(&mut self) -> Result<()> {
+        let mut file = self
+            .out
+            .take()
+            .expect("a spool's file")
+            .finish()
+            .context("writing a spool file")?;
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        self.out = Some(GzEncoder::new(file, spool_level()));
+        self.count = 0;
+        Ok(())
+    }
+}
+
+/// A finished spool: `count` records, formatted as in the data file, gzip-compressed in a file
+/// (a spool's temporary file, or a copy a backup kept to be resumed).
+pub struct Spooled {
+    file: File,
+    count: u64,
+}
+
+impl Spooled {
+    /// A spool kept in a file, holding `count` records.
+    pub fn open(path: &Path, count: u64) -> Result<Spooled> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Spooled { file, count })
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The compressed bytes, from their start.
+    pub fn compressed(&mut self) -> Result<&mut File> {
+        self.file.seek(SeekFrom::Start(0))?;
+        Ok(&mut self.file)
+    }
+
+    /// How many bytes the spool takes on disk.
+    pub fn stored_bytes(&self) -> Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Reads the records back, in order.
     pub fn for_each_record(mut self, mut each: impl FnMut(UserRecord) -> Result<()>) -> Result<()> {
         if self.count == 0 {
             return Ok(());
         }
-        self.out.flush()?;
-        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        let mut records = io::BufReader::new(file);
+        let mut records =
+            io::BufReader::new(GzDecoder::new(io::BufReader::new(self.compressed()?)));
         // Records are written `,\n  {…}`: without the first comma, they are an array's items.
         records.read_exact(&mut [0u8; 1])?;
         let array = io::Cursor::new(b"[")
@@ -158,16 +255,6 @@ impl Spool {
             .chain(io::Cursor::new(b"]"));
         super::reader::read_records(array, &mut |_, user| each(user))
             .context("reading a spool back")?;
-        Ok(())
-    }
-
-    /// Forgets everything written, to list the prefix again from its start.
-    pub fn clear(&mut self) -> Result<()> {
-        self.out.flush()?;
-        let file = self.out.get_mut();
-        file.set_len(0)?;
-        file.seek(SeekFrom::Start(0))?;
-        self.count = 0;
         Ok(())
     }
 }
@@ -191,16 +278,16 @@ mod tests {
         let path = dir.path().join("backup.json");
         let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
         let mut a = Spool::new(dir.path()).unwrap();
-        let mut empty = Spool::new(dir.path()).unwrap();
+        let empty = Spool::new(dir.path()).unwrap();
         let mut b = Spool::new(dir.path()).unwrap();
         a.push(&user("zed")).unwrap();
         a.push(&user("amy")).unwrap();
         b.push(&user("bob")).unwrap();
         b.clear().unwrap();
         b.push(&user("kim")).unwrap();
-        w.append(&mut a).unwrap();
-        w.append(&mut empty).unwrap();
-        w.append(&mut b).unwrap();
+        w.append(&mut empty.finish().unwrap()).unwrap();
+        w.append(&mut a.finish().unwrap()).unwrap();
+        w.append(&mut b.finish().unwrap()).unwrap();
         let (file, written) = w.finish().unwrap();
         assert!(!path.exists(), "nothing under the final name before commit");
         file.commit().unwrap();
@@ -237,6 +324,59 @@ mod tests {
         empty.for_each_record(|_| panic!("no record")).unwrap();
     }
 
+    /// A spool holds the records exactly as the data file does, compressed: it reads back the
+    /// same records, appends the same bytes, and takes a fraction of their size.
+    #[test]
+    fn a_spool_is_compressed_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let users: Vec<UserRecord> = (0..500).map(|i| user(&format!("user{i:05}"))).collect();
+        let mut s = Spool::new(dir.path()).unwrap();
+        let mut json = Vec::new();
+        for u in &users {
+            s.push(u).unwrap();
+            json.extend(format_record(u).unwrap());
+        }
+        let mut spooled = s.finish().unwrap();
+        assert_eq!(spooled.count(), 500);
+        let stored = spooled.stored_bytes().unwrap();
+        assert!(
+            stored * 5 < json.len() as u64,
+            "{stored} bytes stored for {} bytes of records",
+            json.len()
+        );
+        let mut gz = Vec::new();
+        spooled.compressed().unwrap().read_to_end(&mut gz).unwrap();
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip");
+        let mut plain = Vec::new();
+        GzDecoder::new(&gz[..]).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, json, "the records as the data file holds them");
+
+        // Appended, it gives the file a plain spool would; read back, the same records.
+        let path = dir.path().join("b.json");
+        let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
+        w.append(&mut spooled).unwrap();
+        let (file, written) = w.finish().unwrap();
+        file.commit().unwrap();
+        assert_eq!(written.count, 500);
+        let mut expected = b"[".to_vec();
+        expected.extend(&json[1..]);
+        expected.extend(b"\n]\n");
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        let mut read = vec![];
+        spooled
+            .for_each_record(|u| {
+                read.push(u);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(read, users);
+
+        // A cut spool is an error, not a shorter file.
+        let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
+        let err = w.append_compressed(&gz[..gz.len() - 9], 500).unwrap_err();
+        assert!(format!("{err:#}").contains("reading a spool"), "{err:#}");
+    }
+
     #[test]
     fn empty_backup_is_an_empty_array() {
         let dir = tempfile::tempdir().unwrap();
@@ -259,7 +399,7 @@ mod tests {
         let mut w = DataWriter::create(&path.clone().into(), &Encoding::default()).unwrap();
         let mut s = Spool::new(dir.path()).unwrap();
         s.push(&user("a")).unwrap();
-        w.append(&mut s).unwrap();
+        w.append(&mut s.finish().unwrap()).unwrap();
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
