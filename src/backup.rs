@@ -5,14 +5,21 @@
 //! Output is deterministic: users appear in prefix order, each prefix's users in the order
 //! Cognito returns them, whatever the concurrency and timing. Memory does not grow with the pool:
 //! a prefix's users wait for their turn on disk (unnamed temporary files), not in memory.
+//!
+//! Each prefix is also kept, the moment it is listed, in the backup's resume state (`resume`):
+//! a backup that stops is run again with `--resume` and lists only the prefixes it had not
+//! finished; the file it writes is the one an uninterrupted run would have written.
 
 use crate::backup_file::{DataWriter, Encoding, FORMAT_VERSION, Manifest, load_recipients, names};
-use crate::cognito::{Cognito, PoolInfo};
-use crate::listing::{self, Slice};
+use crate::cognito::{Category, Cognito, PoolInfo};
+use crate::listing::{self, Plan, Slice};
 use crate::location::Location;
+use crate::progress;
+use crate::resume::{self, Identity, Start, State};
 use crate::shard::Shard;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What a finished backup wrote.
 pub struct Summary {
@@ -34,15 +41,44 @@ pub struct Options {
     /// age public keys, and files of them, to encrypt the data file to.
     pub recipients: Vec<String>,
     pub recipients_files: Vec<PathBuf>,
+    /// Go on from the state of a backup of the same pool, shard and output that stopped.
+    pub resume: bool,
+}
+
+impl Options {
+    /// The data file this backup writes: `out`, with the shard's index for a shard.
+    pub fn data_file(&self) -> Location {
+        match self.shard {
+            Some(s) => names::shard_path(&self.out, s.index),
+            None => self.out.clone(),
+        }
+    }
+
+    /// Where this backup keeps what it has listed until it is written, for `--resume`.
+    pub fn state_dir(&self) -> Location {
+        resume::dir_of(&self.data_file())
+    }
 }
 
 pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summary> {
+    let mut state = None;
+    let result = write(cognito, region, args, &mut state).await;
+    match (result, state) {
+        (Err(e), Some(state)) => Err(state.stopped(e)),
+        (result, _) => result,
+    }
+}
+
+/// The backup; `kept_state` is its resume state, once it has one.
+async fn write(
+    cognito: &Cognito,
+    region: &str,
+    args: &Options,
+    kept_state: &mut Option<Arc<State>>,
+) -> Result<Summary> {
     let started_at = names::now();
     let pool_id = args.pool_id.as_str();
-    let out = match args.shard {
-        Some(s) => names::shard_path(&args.out, s.index),
-        None => args.out.clone(),
-    };
+    let out = args.data_file();
     let dir = out.spool_dir();
     let encoding = Encoding::new(
         Path::new(&out.file_name()),
@@ -52,7 +88,16 @@ pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summ
         encoding.gzip.then(|| "gzip".to_string()),
         encoding.is_encrypted().then(|| "age".to_string()),
     );
-    // Fail before any listing if the file cannot be created (for S3: no bucket, no access).
+    let identity = Identity {
+        pool_id: pool_id.to_string(),
+        shard: args.shard,
+        output: out.clone(),
+        gzip: encoding.gzip,
+        encrypted: encoding.is_encrypted(),
+    };
+    // Fail before any listing if the state to resume from is not this backup's, or if the file
+    // cannot be created (for S3: no bucket, no access). A stopped run's leftovers go first.
+    let start = resume::open(&identity, args.resume)?;
     let mut writer = DataWriter::create(&out, &encoding)?;
     // The users are listed while the configuration is read.
     let slice = Slice {
@@ -61,24 +106,31 @@ pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summ
         concurrency: args.concurrency,
         progress: args.progress.then_some("backed up"),
     };
-    let announce = |pool: &PoolInfo, estimate, prefixes| {
-        tracing::info!(
-            pool = %pool_id,
-            // Plain values in the log fields; an unsharded backup has no `shard` field.
-            shard = args.shard.map(tracing::field::display),
+    let plan = |pool: &PoolInfo, estimate: u64| -> Result<Plan> {
+        let state = match start {
+            Start::Resumed(state) => *state,
+            Start::New => State::create(
+                &identity,
+                &listing::prefixes(args.shard, estimate),
+                &started_at,
+            )?,
+        };
+        let prefixes = state.prefixes().to_vec();
+        announce(cognito, args, pool, &out, estimate, &state, prefixes.len());
+        let state = Arc::new(state);
+        *kept_state = Some(state.clone());
+        Ok(Plan {
             prefixes,
-            concurrency = args.concurrency,
-            "backing up about {estimate} users of {} to {}",
-            pool.name,
-            out.display()
-        )
+            keeper: Some(state),
+        })
     };
     let (listed, config) = tokio::join!(
-        listing::list_users(cognito, &slice, &dir, &mut writer, announce),
+        listing::list_users(cognito, &slice, &dir, &mut writer, plan),
         crate::pool_config::read_live(cognito, pool_id, region)
     );
     let (pool, groups) = listed?;
     let config = config?;
+    let state = kept_state.clone().expect("the listing made its plan");
 
     let (file, written) = writer.finish()?;
     let manifest_path = names::manifest_path(&out);
@@ -92,7 +144,8 @@ pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summ
         case_sensitive: Some(pool.case_sensitive),
         shard: args.shard.map(|s| s.to_string()),
         user_count: written.count,
-        started_at,
+        // A resumed backup's users were listed from its first run's start on.
+        started_at: state.started_at().to_string(),
         finished_at: names::now(),
         data_file: out.file_name(),
         sha256: written.sha256,
@@ -115,9 +168,95 @@ pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summ
         );
     }
     manifest_path.write_atomic(&manifest.to_json()?)?;
+    // The backup is whole: its state goes.
+    let removed = state
+        .remove()
+        .with_context(|| format!("removing {}", state.dir()));
+    if let Err(e) = removed {
+        tracing::warn!(
+            "the backup is written, but its resume state could not be removed ({e:#}); remove \
+             it: it holds the users' data"
+        );
+    }
     Ok(Summary {
         data: out,
         manifest: manifest_path,
         users: written.count,
     })
+}
+
+/// Logs what the backup will do and the time the quota makes it take: the users left to list
+/// at the UserList rate (60 users a request), plus the groups' members, which share that
+/// quota; for a shard, the whole set's.
+fn announce(
+    cognito: &Cognito,
+    args: &Options,
+    pool: &PoolInfo,
+    out: &Location,
+    estimate: u64,
+    state: &State,
+    prefixes: usize,
+) {
+    tracing::info!(
+        pool = %args.pool_id,
+        // Plain values in the log fields; an unsharded backup has no `shard` field.
+        shard = args.shard.map(tracing::field::display),
+        prefixes,
+        concurrency = args.concurrency,
+        "backing up about {estimate} users of {} to {}",
+        pool.name,
+        out.display()
+    );
+    let (kept_prefixes, kept_users) = state.kept();
+    if kept_prefixes > 0 {
+        tracing::info!(
+            "resuming the backup started at {}: {kept_prefixes} of {prefixes} prefixes \
+             ({kept_users} users) kept in {}",
+            state.started_at(),
+            state.dir()
+        );
+    }
+    let rps = cognito.ceiling(Category::UserList);
+    let left = estimate.saturating_sub(kept_users);
+    tracing::info!(
+        "listing about {left} users takes {} at {rps:.0} ListUsers requests/s ({:.0} users/s), \
+         plus the groups' members",
+        listing_time(left, rps),
+        rps * USERS_PER_REQUEST
+    );
+    if let Some(s) = args.shard.filter(|s| s.total > 1) {
+        let whole = (pool.estimated_users as f64).max(estimate as f64) as u64;
+        tracing::info!(
+            "the {} shards hold about {whole} users: {} in all, whether they run one after \
+             another or at the same time (they share one quota)",
+            s.total,
+            listing_time(whole, rps)
+        );
+    }
+}
+
+/// ListUsers' largest page.
+const USERS_PER_REQUEST: f64 = 60.0;
+
+/// The least time listing `users` takes at `rps` ListUsers requests a second: `at least 6h
+/// 10m`.
+fn listing_time(users: u64, rps: f64) -> String {
+    let seconds = users as f64 / (rps.max(0.5) * USERS_PER_REQUEST);
+    if seconds < 1.0 {
+        return "less than a second".to_string();
+    }
+    format!("at least {}", progress::duration_text(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quota_sets_the_least_time() {
+        // The issue's pool: 40,000,000 users at 30 requests of 60 users a second.
+        assert_eq!(listing_time(40_000_000, 30.0), "at least 6h 10m");
+        assert_eq!(listing_time(40_000_000, 60.0), "at least 3h 05m");
+        assert_eq!(listing_time(40, 30.0), "less than a second");
+    }
 }

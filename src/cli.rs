@@ -126,6 +126,13 @@ pub struct BackupArgs {
     /// alias) instead of S3's own keys (SSE-S3)
     #[arg(long, value_name = "KEY_ID")]
     pub sse_kms_key_id: Option<String>,
+
+    /// Continue a backup that stopped (killed, out of time, network gone): keep the sub
+    /// prefixes it finished and list only the rest. Give the same pool, --out, --shard and
+    /// encryption as the stopped run; its state is kept beside the output (.<file>.resume, in
+    /// S3 for an s3:// output). Without a stopped backup there, a new one starts
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -336,6 +343,7 @@ impl BackupArgs {
             progress: !(quiet || self.no_progress),
             recipients: self.recipient.clone(),
             recipients_files: self.recipients_file.clone(),
+            resume: self.resume,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod pool_config;
 pub mod progress;
 pub mod ratelimit;
 pub mod restore;
+pub mod resume;
 pub mod selection;
 pub mod shard;
 pub mod verify;

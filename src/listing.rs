@@ -5,9 +5,11 @@
 //! moment it is listed.
 //!
 //! Memory does not grow with the pool: a prefix's users wait on disk (unnamed temporary files,
-//! gzip-compressed), and memberships go into an index that spills to disk (`memberships`).
+//! gzip-compressed), and memberships go into an index that spills to disk (`memberships`). A
+//! backup's listing can hand each finished prefix to a [`Keeper`] and skip the prefixes an
+//! earlier run kept (`resume`).
 
-use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool};
+use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool, Spooled};
 use crate::cognito::{Cognito, Page, PoolInfo};
 use crate::location::Location;
 use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
@@ -20,9 +22,15 @@ use std::sync::Arc;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
-/// At least this many prefix queries for a backup; more only where a shard's cover has more.
-/// Fixed (not derived from the concurrency) so the file's order never depends on the flags.
+/// At least this many prefix queries for a backup; more where a shard's cover has more, or
+/// where the pool is large ([`USERS_PER_PREFIX`]).
 const MIN_PREFIXES: usize = 16;
+
+/// A large pool is listed in sixteen times more prefixes until each holds about this many users
+/// at most (by the pool's estimate). A prefix is also what a backup that stops keeps
+/// (`resume`): at 1,800 users a second shared by 8 prefixes in flight, one of 200,000 users
+/// takes about 15 minutes, the most listing a resumed backup does again per prefix.
+const USERS_PER_PREFIX: u64 = 200_000;
 
 /// Groups whose members are listed at the same time.
 const GROUPS_AT_ONCE: usize = 8;
@@ -41,33 +49,76 @@ pub struct Slice<'a> {
     pub progress: Option<&'static str>,
 }
 
+/// The prefix queries of a slice of about `estimate` users, in order: the shard's cover (or the
+/// whole pool) refined to at least 16 prefixes, sixteen times more while a prefix would hold
+/// more than [`USERS_PER_PREFIX`]. Flags play no part, so the file's order never depends on
+/// them.
+pub fn prefixes(shard: Option<Shard>, estimate: u64) -> Vec<String> {
+    let base = shard.map_or_else(|| vec![String::new()], |s| s.prefixes());
+    let mut count = MIN_PREFIXES as u64;
+    while estimate / count > USERS_PER_PREFIX && count < 16u64.pow(6) {
+        count *= 16;
+    }
+    shard::refine(&base, count as usize)
+}
+
+/// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
+/// on without listing it again (`resume`), and gives back the prefixes an earlier run kept.
+pub trait Keeper: Send + Sync {
+    /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
+    fn kept(&self, prefix: &str) -> Option<u64>;
+    /// Appends a kept prefix's users to the data file.
+    fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
+    /// Keeps a prefix just listed; returns the spool to append from (the kept copy or this one).
+    /// It may block: it is called from a worker thread of the multi-threaded runtime, in
+    /// `block_in_place`.
+    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Spooled>;
+}
+
+/// What a listing writes: its prefixes, in order, and who keeps them.
+pub struct Plan {
+    pub prefixes: Vec<String>,
+    pub keeper: Option<Arc<dyn Keeper>>,
+}
+
 /// Lists a slice of the pool's users (with their groups) into `writer`, in prefix order; returns
-/// the pool's settings and groups. `announce` is called once the pool's size is known, with the
-/// estimated number of users in the slice and the number of prefix queries.
+/// the pool's settings and groups. `plan` is called once the pool's size is known, with the
+/// estimated number of users in the slice: it says which prefixes to write (usually
+/// [`prefixes`]) and who keeps them; the prefixes it has kept are appended, not listed.
 pub async fn list_users(
     cognito: &Cognito,
     slice: &Slice<'_>,
     dir: &Path,
     writer: &mut DataWriter,
-    announce: impl FnOnce(&PoolInfo, u64, usize),
+    plan: impl FnOnce(&PoolInfo, u64) -> Result<Plan>,
 ) -> Result<(PoolInfo, Vec<GroupRecord>)> {
     let pool_id = slice.pool_id;
-    let base = slice
-        .shard
-        .map_or_else(|| vec![String::new()], |s| s.prefixes());
-    let prefixes = shard::refine(&base, MIN_PREFIXES);
+    // The pool's settings and its groups, read at the same time (a missing pool is named by
+    // DescribeUserPool's error).
+    let (pool, groups) = tokio::join!(cognito.describe_pool(pool_id), cognito.list_groups(pool_id));
+    let (pool, groups) = (pool?, groups?);
+    let fraction = slice.shard.map_or(1.0, |s| s.fraction());
+    let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
+    let Plan { prefixes, keeper } = plan(&pool, estimate)?;
+    let kept = |prefix: &str| keeper.as_ref().and_then(|k| k.kept(prefix));
 
-    // Every prefix gets a task; a semaphore keeps `concurrency` of them listing at once. Each
-    // task hands its spool over through its own channel, so they are appended in prefix order.
-    // The tasks start listing at once; they keep their first page until the pool's groups
-    // are read (`ready`), so reading them costs no time of its own.
+    // Every prefix still to list gets a task; a semaphore keeps `concurrency` of them listing
+    // at once. Each task hands its spool over through its own channel, so they are appended
+    // in prefix order. The tasks start listing at once; they keep their first page until the
+    // groups' members are read (`ready`), so reading them costs no time of its own.
     let (ready_tx, ready_rx) = watch::channel::<Option<Ready>>(None);
     let permits = Arc::new(Semaphore::new(slice.concurrency));
     let mut tasks = JoinSet::new();
     let mut results = Vec::with_capacity(prefixes.len());
+    let mut kept_users = 0;
     for prefix in &prefixes {
+        if let Some(users) = kept(prefix) {
+            kept_users += users;
+            results.push((prefix.clone(), None));
+            continue;
+        }
         let (tx, rx) = oneshot::channel();
-        results.push((prefix.clone(), rx));
+        results.push((prefix.clone(), Some(rx)));
         let job = PrefixJob {
             cognito: cognito.clone(),
             pool_id: pool_id.to_string(),
@@ -76,36 +127,49 @@ pub async fn list_users(
             ready: Some(ready_rx.clone()),
         };
         let permits = permits.clone();
+        let keeper = keeper.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let _ = tx.send(job.run().await);
+            let prefix = job.prefix.clone();
+            let listed = async {
+                let spooled = job.run().await?.finish()?;
+                match &keeper {
+                    // Keeping is blocking work (files, S3 uploads, a lock held across them):
+                    // this worker's other tasks move to another thread meanwhile.
+                    Some(keeper) => tokio::task::block_in_place(|| keeper.keep(&prefix, spooled)),
+                    None => Ok(spooled),
+                }
+            };
+            let _ = tx.send(listed.await);
         });
     }
 
-    // The pool's settings and its groups, read at the same time (a missing pool is named by
-    // DescribeUserPool's error).
-    let (pool, groups) = tokio::join!(cognito.describe_pool(pool_id), cognito.list_groups(pool_id));
-    let (pool, groups) = (pool?, groups?);
     let memberships =
         Arc::new(Memberships::load(cognito, pool_id, &groups, slice.shard, dir).await?);
-
-    let fraction = slice.shard.map_or(1.0, |s| s.fraction());
-    let estimate = (pool.estimated_users as f64 * fraction).round() as u64;
-    announce(&pool, estimate, prefixes.len());
-    let progress = Arc::new(Progress::start(
+    let progress = Arc::new(Progress::start_at(
         slice.progress.unwrap_or_default(),
         Some(estimate),
+        kept_users,
         slice.progress.is_some(),
     ));
 
     let _ = ready_tx.send(Some((memberships, progress.clone())));
     for (prefix, rx) in results {
-        let spool = rx
+        let Some(rx) = rx else {
+            keeper
+                .as_ref()
+                .expect("kept prefixes have a keeper")
+                .append_kept(&prefix, writer)?;
+            continue;
+        };
+        let mut spooled = rx
             .await
             .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
-        writer.append(&mut spool.finish()?)?;
+        writer.append(&mut spooled)?;
     }
     progress.finish();
+    // Every task has handed its spool over; let them end, and drop what they hold.
+    tasks.shutdown().await;
 
     Ok((pool, groups))
 }
@@ -134,14 +198,19 @@ pub async fn snapshot(
         concurrency: 8,
         progress: progress.then_some("read"),
     };
-    let (pool, groups) = list_users(cognito, &slice, dir, &mut writer, |pool, estimate, n| {
+    let (pool, groups) = list_users(cognito, &slice, dir, &mut writer, |pool, estimate| {
+        let prefixes = prefixes(shard, estimate);
         tracing::info!(
             pool = %pool_id,
             shard = shard.map(tracing::field::display),
-            prefixes = n,
+            prefixes = prefixes.len(),
             "reading about {estimate} users of {} to compare",
             pool.name
-        )
+        );
+        Ok(Plan {
+            prefixes,
+            keeper: None,
+        })
     })
     .await?;
     let (file, written) = writer.finish()?;

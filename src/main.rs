@@ -121,7 +121,11 @@ async fn backup(aws: &AwsArgs, args: &BackupArgs, quiet: bool) -> Result<Exit> {
             Ok(Exit::Success)
         }
         _ = interrupted() => {
-            tracing::error!("interrupted: no backup was written");
+            tracing::error!(
+                "interrupted: no backup was written; what was listed is kept in {}: run the \
+                 same command with --resume to continue",
+                opts.state_dir()
+            );
             Ok(Exit::Interrupted)
         }
     }

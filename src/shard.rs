@@ -99,6 +99,41 @@ impl Shard {
     }
 }
 
+/// Whether `prefixes`, in order, tile exactly the slice of the `sub` space `shard` owns (the
+/// whole space for `None`): each lower-case hex of at most 8 digits, none overlapping, no gap.
+/// A list read back from elsewhere (a resume state) is checked with this before it is used.
+pub fn tiles(shard: Option<Shard>, prefixes: &[String]) -> bool {
+    const DEPTH: u32 = 8;
+    let (start, end) = match shard {
+        None => (0, 16u64.pow(DEPTH)),
+        Some(s) => {
+            let (start, end, d) = s.range();
+            let scale = 16u64.pow(DEPTH - d);
+            (start * scale, end * scale)
+        }
+    };
+    let mut next = start;
+    for p in prefixes {
+        let hex = p.len() <= DEPTH as usize
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return false;
+        }
+        let scale = 16u64.pow(DEPTH - p.len() as u32);
+        let value = if p.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(p, 16).expect("hex digits")
+        };
+        if value * scale != next {
+            return false;
+        }
+        next += scale;
+    }
+    next == end && !prefixes.is_empty()
+}
+
 /// Tiles the prefix numbers `[start, end)` at depth `d` with the fewest aligned prefixes.
 fn cover(mut start: u64, end: u64, d: u32) -> Vec<String> {
     let mut out = Vec::new();
@@ -255,6 +290,32 @@ mod tests {
         let mut sorted = refined.clone();
         sorted.sort();
         assert_eq!(refined, sorted);
+    }
+
+    #[test]
+    fn tiling_checks_order_gaps_and_overlaps() {
+        assert!(tiles(None, &refine(&strs(&[""]), 16)));
+        assert!(tiles(None, &strs(&[""])));
+        let s = shard("2/3");
+        assert!(tiles(Some(s), &s.prefixes()));
+        assert!(tiles(Some(s), &refine(&s.prefixes(), 300)));
+        let mut gap = refine(&strs(&[""]), 16);
+        gap.remove(3);
+        assert!(!tiles(None, &gap));
+        let mut swapped = refine(&strs(&[""]), 16);
+        swapped.swap(1, 2);
+        assert!(!tiles(None, &swapped));
+        let mut overlap = refine(&strs(&[""]), 16);
+        overlap.insert(4, "3f".into());
+        assert!(!tiles(None, &overlap));
+        assert!(!tiles(None, &[]));
+        assert!(!tiles(
+            None,
+            &strs(&[
+                "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "F"
+            ])
+        ));
+        assert!(!tiles(Some(shard("1/3")), &shard("2/3").prefixes()));
     }
 
     /// Numbers the prefixes of a cover at depth 8 so coverage can be checked exactly.

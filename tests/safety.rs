@@ -225,7 +225,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 }
 
 #[tokio::test]
-async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
+async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_only_its_state() {
     let (_c, pool) = seeded_pool("term-backup", 120).await;
     // Slow pages: the backup takes many seconds.
     let layer = layer(&["--latency-ms", "300"]);
@@ -251,8 +251,10 @@ async fn sigterm_or_ctrl_c_during_backup_stops_promptly_and_leaves_nothing() {
             "{sig}: stopped promptly"
         );
         assert_eq!(out.status.code(), Some(130), "{sig}: {}", stderr(&out));
+        // No data file, no temporary one: only the state a run with --resume goes on from.
         let left = files_in(env.path());
-        assert!(left.is_empty(), "{sig}: {left:?}");
+        assert_eq!(left, [".backup.json.resume"], "{sig}");
+        assert!(stderr(&out).contains("--resume"), "{sig}: {}", stderr(&out));
     }
 }
 

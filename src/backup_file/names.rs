@@ -1,7 +1,8 @@
 //! Where a backup lives and what its files are called: the data file (and each shard's),
-//! and the companions named after it — the manifest, the configuration file, the sub map and
-//! the client map restore writes, and `cognito-backup`'s groups file — plus the timestamps
-//! a backup records. Every file name of a backup is made here.
+//! and the companions named after it — the manifest, the configuration file, the resume state
+//! of a backup under way, the sub map and the client map restore writes, and `cognito-backup`'s
+//! groups file — plus the timestamps a backup records. Every file name of a backup is made
+//! here.
 
 use crate::location::Location;
 use std::path::{Path, PathBuf};
@@ -107,6 +108,22 @@ pub fn client_map_path(input: &Location) -> PathBuf {
     companion_path(input, ".client-map.jsonl").local_path()
 }
 
+/// The resume state of a backup that writes `data`, beside it: `backup.json` →
+/// `.backup.json.resume` (a directory on disk; for an S3 object, a key prefix beside it).
+pub fn resume_dir(data: &Location) -> Location {
+    data.with_file_name(&format!(".{}.resume", data.file_name()))
+}
+
+/// The file in a resume state that says what the backup is and how far it got.
+pub fn resume_state_file(dir: &Location) -> Location {
+    dir.join("state.json")
+}
+
+/// The users of one finished prefix in a resume state: `prefix-3a.json.gz`.
+pub fn resume_spool_file(dir: &Location, prefix: &str) -> Location {
+    dir.join(&format!("prefix-{prefix}.json.gz"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +159,28 @@ mod tests {
         assert_eq!(
             unshard_path(&p("s3://bkt/b-3.json"), 3),
             Some(p("s3://bkt/b.json"))
+        );
+    }
+
+    #[test]
+    fn the_resume_state_sits_beside_the_data_file() {
+        let p = |s: &str| s.parse::<Location>().unwrap();
+        let dir = resume_dir(&p("out/backup-2.json.gz"));
+        assert_eq!(dir, p("out/.backup-2.json.gz.resume"));
+        assert_eq!(
+            resume_state_file(&dir),
+            p("out/.backup-2.json.gz.resume/state.json")
+        );
+        assert_eq!(
+            resume_spool_file(&dir, "3a"),
+            p("out/.backup-2.json.gz.resume/prefix-3a.json.gz")
+        );
+        assert_eq!(resume_dir(&p("backup.json")), p(".backup.json.resume"));
+        let s3 = resume_dir(&p("s3://bkt/nightly/b.json"));
+        assert_eq!(s3, p("s3://bkt/nightly/.b.json.resume"));
+        assert_eq!(
+            resume_spool_file(&s3, "f"),
+            p("s3://bkt/nightly/.b.json.resume/prefix-f.json.gz")
         );
     }
 

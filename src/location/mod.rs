@@ -114,6 +114,75 @@ impl Location {
         }
     }
 
+    /// A file inside this location taken as a directory (for S3, a key prefix): `dir/name`.
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(name)),
+            Location::S3(o) => Location::S3(S3Path {
+                bucket: o.bucket.clone(),
+                key: format!("{}/{name}", o.key),
+            }),
+        }
+    }
+
+    /// Removes what a process killed while writing this file left: its temporary files on
+    /// disk. (An S3 upload left incomplete is for a lifecycle rule to abort.)
+    pub fn remove_leftovers(&self) -> Result<usize> {
+        match self {
+            Location::Local(p) => atomic::remove_leftovers(p),
+            Location::S3(_) => Ok(0),
+        }
+    }
+
+    /// The path, for a location on this machine.
+    pub fn as_local(&self) -> Option<&Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::S3(_) => None,
+        }
+    }
+
+    /// Makes this location a directory only its owner may enter (mode 0700), if it is not one
+    /// yet. An S3 key prefix needs nothing made.
+    pub fn create_private_dir(&self) -> Result<()> {
+        let Location::Local(p) = self else {
+            return Ok(());
+        };
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("making {} private", p.display()))
+            }
+            Err(e) => Err(e).with_context(|| format!("creating {}", p.display())),
+        }
+    }
+
+    /// Removes this location taken as a directory: on disk with everything in it; in S3 the
+    /// `files` named (S3 has no directories, and listing them would need s3:ListBucket).
+    /// Removing what is not there is no error.
+    pub fn remove_dir(&self, files: &[Location]) -> Result<()> {
+        match self {
+            Location::Local(p) => match std::fs::remove_dir_all(p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("removing {}", p.display()))
+                }
+                _ => Ok(()),
+            },
+            Location::S3(o) => {
+                let keys: Vec<String> = files
+                    .iter()
+                    .filter_map(|f| match f {
+                        Location::S3(f) if f.bucket == o.bucket => Some(f.key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                s3::delete(&o.bucket, &keys)
+            }
+        }
+    }
+
     /// Where a local file that belongs with this one goes (such as restore's sub map): beside
     /// it for a local file, under the same name in the current directory for an S3 object.
     pub fn local_path(&self) -> PathBuf {
@@ -144,6 +213,28 @@ impl Location {
                 tracing::warn!("{e:#}");
                 false
             }),
+        }
+    }
+
+    /// Whether the file exists, or why that cannot be told (for S3: no access, no bucket).
+    pub fn try_exists(&self) -> Result<bool> {
+        match self {
+            Location::Local(p) => p
+                .try_exists()
+                .with_context(|| format!("cannot look for {}", p.display())),
+            Location::S3(o) => s3::exists(o),
+        }
+    }
+
+    /// The file's size in bytes; `None` when it does not exist.
+    pub fn size(&self) -> Result<Option<u64>> {
+        match self {
+            Location::Local(p) => match std::fs::metadata(p) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("cannot look for {}", p.display())),
+            },
+            Location::S3(o) => s3::size(o),
         }
     }
 
@@ -351,6 +442,38 @@ mod tests {
             std::env::temp_dir()
         );
         assert_eq!(loc("backup.json").spool_dir(), PathBuf::from("."));
+    }
+
+    #[test]
+    fn files_inside_a_location() {
+        assert_eq!(
+            loc("d/.b.json.resume").join("state.json"),
+            loc("d/.b.json.resume/state.json")
+        );
+        assert_eq!(
+            loc("s3://b/k/.b.json.resume").join("state.json"),
+            loc("s3://b/k/.b.json.resume/state.json")
+        );
+        assert_eq!(loc("d/x").as_local(), Some(Path::new("d/x")));
+        assert_eq!(loc("s3://b/x").as_local(), None);
+    }
+
+    #[test]
+    fn a_private_dir_is_mode_0700_and_removed_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Location::Local(tmp.path().join("state"));
+        dir.create_private_dir().unwrap();
+        dir.create_private_dir().unwrap();
+        let mode = std::fs::metadata(tmp.path().join("state"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        dir.join("f").write_atomic(b"x").unwrap();
+        dir.remove_dir(&[]).unwrap();
+        assert!(!tmp.path().join("state").exists());
+        dir.remove_dir(&[]).unwrap();
     }
 
     #[test]

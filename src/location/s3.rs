@@ -1,6 +1,6 @@
 //! The only module that calls S3: objects written atomically (a multipart upload completed on
 //! commit and aborted on drop or failure; small files with one PutObject), read as a stream
-//! whose SHA-256 is remembered, checked for existence, and listed by prefix. Server-side
+//! whose SHA-256 is remembered, checked for existence, listed by prefix, and deleted. Server-side
 //! encryption is SSE-S3 unless a KMS key is given.
 //!
 //! The backup format's code is synchronous (`std::io::Read`/`Write`), so these functions block
@@ -8,12 +8,13 @@
 //! multi-threaded Tokio runtime, on a worker, a blocking-pool thread, or the main thread.
 //! Errors name the bucket and the IAM action that was refused.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+    ServerSideEncryption,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -107,6 +108,23 @@ pub fn exists(path: &S3Path) -> Result<bool> {
     match out {
         Ok(_) => Ok(true),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
+        Err(e) => Err(refused(e, "s3:GetObject", path)),
+    }
+}
+
+/// The object's size in bytes, `None` when it does not exist (HeadObject).
+pub fn size(path: &S3Path) -> Result<Option<u64>> {
+    let s = store()?;
+    let out = block_on(
+        s.client
+            .head_object()
+            .bucket(&path.bucket)
+            .key(&path.key)
+            .send(),
+    );
+    match out {
+        Ok(head) => Ok(Some(head.content_length().unwrap_or(0).max(0) as u64)),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
         Err(e) => Err(refused(e, "s3:GetObject", path)),
     }
 }
@@ -384,6 +402,48 @@ pub fn sha256(path: &S3Path) -> Result<String> {
     let mut hasher = Sha256::new();
     io::copy(&mut download, &mut hasher)?;
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Deletes objects of a bucket (DeleteObjects, 1,000 keys a request); a key that is not there
+/// is no error.
+pub fn delete(bucket: &str, keys: &[String]) -> Result<()> {
+    let s = store()?;
+    for chunk in keys.chunks(1000) {
+        let where_ = S3Path {
+            bucket: bucket.to_string(),
+            key: chunk[0].clone(),
+        };
+        let objects = chunk
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()?;
+        let out = block_on(
+            s.client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(request)
+                .send(),
+        )
+        .map_err(|e| refused(e, "s3:DeleteObject", &where_))?;
+        if let Some(failed) = out.errors().first() {
+            let key = failed.key().unwrap_or_default();
+            let detail = match (failed.code(), failed.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                _ => "refused".to_string(),
+            };
+            bail!(
+                "s3:DeleteObject on s3://{bucket}/{key} failed: {detail} ({} of {} keys not deleted)",
+                out.errors().len(),
+                chunk.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Keys of the bucket that start with `prefix`, in S3's (lexicographic) order.

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod production;
+pub mod s3;
 pub const REGION: &str = "us-east-1";
 
 fn support(file: &str) -> PathBuf {

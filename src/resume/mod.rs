@@ -1,0 +1,485 @@
+//! The resume state of a backup: what lets a backup that stopped (killed, out of time, network
+//! gone) go on without listing again the prefixes it had finished. Page tokens expire; a
+//! finished `sub` prefix does not.
+//!
+//! The state sits beside the data file (`names::resume_dir`: `.backup.json.resume`, a directory
+//! of mode 0700 on disk; for an S3 output, objects under that key prefix beside the object, so a
+//! job on another machine finds it). It holds `state.json` — what the backup is (cbr version,
+//! pool, shard, output, encoding), when it started, its prefix list, and the prefixes finished
+//! so far with their user count, size and SHA-256; no personal data — and one spool per
+//! finished prefix (`prefix-3a.json.gz`, mode 0600): its users with their `Groups`, exactly as
+//! they go into the data file, gzip-compressed.
+//!
+//! A spool is written whole (renamed into place, or its upload completed) before `state.json`
+//! names it, and `state.json` is replaced whole: a prefix named there is whole, one not named
+//! is listed again. A state of another pool, shard, output, encoding or cbr version is refused
+//! before anything is listed. A backup that succeeds removes the state.
+
+use crate::backup_file::{DataWriter, Spooled, names};
+use crate::listing::Keeper;
+use crate::location::Location;
+use crate::shard::{self, Shard};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::Mutex;
+
+/// The layout of `state.json` and its spools; a state of another layout is not read.
+const STATE_VERSION: u32 = 1;
+
+/// What a backup is: what its state records and a resumed run must match.
+pub struct Identity {
+    pub pool_id: String,
+    pub shard: Option<Shard>,
+    /// The data file (with the shard's index).
+    pub output: Location,
+    pub gzip: bool,
+    pub encrypted: bool,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StateFile {
+    state_version: u32,
+    cbr_version: String,
+    pool_id: String,
+    /// `"k/n"`, or `null` for the whole pool.
+    shard: Option<String>,
+    /// The data file, as given.
+    output: String,
+    gzip: bool,
+    encrypted: bool,
+    started_at: String,
+    prefixes: Vec<String>,
+    /// In the order they finished.
+    finished: Vec<Finished>,
+}
+
+/// A finished prefix, as `state.json` names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Finished {
+    prefix: String,
+    users: u64,
+    /// The spool's size and SHA-256, as stored.
+    bytes: u64,
+    sha256: String,
+}
+
+/// A backup's resume state, kept up to date as its prefixes finish.
+pub struct State {
+    dir: Location,
+    prefixes: Vec<String>,
+    started_at: String,
+    /// `None` once the state is removed: a prefix that finishes after that is not kept.
+    file: Mutex<Option<StateFile>>,
+    /// The prefixes an earlier run finished, by prefix.
+    kept: HashMap<String, Finished>,
+}
+
+/// How a backup starts.
+pub enum Start {
+    /// Afresh: there was no state to go on from (or one was removed).
+    New,
+    /// From the state of a stopped backup of the same pool, shard and output.
+    Resumed(Box<State>),
+}
+
+/// Where the state of a backup that writes `output` is kept.
+pub fn dir_of(output: &Location) -> Location {
+    names::resume_dir(output)
+}
+
+/// Looks for the state of a stopped backup beside the output. With `resume`, reads it and
+/// checks that it is this backup's, refusing it with the reason if not; without, names a
+/// leftover state in a warning and removes it, since this backup starts over.
+pub fn open(id: &Identity, resume: bool) -> Result<Start> {
+    let dir = dir_of(&id.output);
+    let path = names::resume_state_file(&dir);
+    let (start, found) = find(id, resume, &dir, &path)?;
+    if found {
+        // The run that stopped may have been killed while it wrote the data file.
+        let removed = id.output.remove_leftovers()?;
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} temporary file(s) of a stopped run of {}",
+                id.output
+            );
+        }
+    }
+    Ok(start)
+}
+
+/// How the backup starts, and whether a stopped backup's state was found.
+fn find(id: &Identity, resume: bool, dir: &Location, path: &Location) -> Result<(Start, bool)> {
+    if !resume {
+        // A state that cannot even be looked for (S3 without s3:GetObject, or without
+        // s3:ListBucket for a missing object) is taken as none: this backup starts over anyway.
+        match path.try_exists() {
+            Ok(true) => {
+                // What cannot be removed does no harm: the new state.json replaces the old one,
+                // and only the spools it names are ever read.
+                if let Err(e) = remove_leftover(dir, path) {
+                    tracing::warn!("the stopped backup's state could not all be removed: {e:#}");
+                }
+                return Ok((Start::New, true));
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!("cannot look for a stopped backup's state: {e:#}"),
+        }
+        return Ok((Start::New, false));
+    }
+    if !path
+        .try_exists()
+        .with_context(|| format!("cannot look for the state of a stopped backup in {dir}"))?
+    {
+        tracing::info!("no stopped backup to resume in {dir}: starting a new one");
+        return Ok((Start::New, false));
+    }
+    let file = read(path)?;
+    if let Err(reason) = file.matches(id) {
+        bail!(
+            "cannot resume the backup kept in {dir}: {reason}; nothing was listed (run without \
+             --resume to start over)"
+        );
+    }
+    let mut kept = HashMap::new();
+    for f in &file.finished {
+        // A spool named but missing or of another size is listed again.
+        let spool = names::resume_spool_file(dir, &f.prefix);
+        match spool.size()? {
+            Some(bytes) if bytes == f.bytes => {
+                kept.insert(f.prefix.clone(), f.clone());
+            }
+            _ => tracing::warn!(
+                "{spool} is missing or not the size the state says: prefix {} is listed again",
+                f.prefix
+            ),
+        }
+    }
+    let mut file = file;
+    file.finished.retain(|f| kept.contains_key(&f.prefix));
+    let state = State {
+        dir: dir.clone(),
+        prefixes: file.prefixes.clone(),
+        started_at: file.started_at.clone(),
+        file: Mutex::new(Some(file)),
+        kept,
+    };
+    Ok((Start::Resumed(Box::new(state)), true))
+}
+
+/// Names a leftover state in a warning and removes it.
+fn remove_leftover(dir: &Location, path: &Location) -> Result<()> {
+    let mut files = vec![path.clone()];
+    match read(path) {
+        Ok(old) => {
+            let what = match &old.shard {
+                Some(s) => format!("shard {s} of {}", old.pool_id),
+                None => old.pool_id.clone(),
+            };
+            tracing::warn!(
+                "a backup of {what} to {} stopped part way ({} of {} prefixes listed, kept in \
+                 {dir}); add --resume to continue it. This backup starts over and replaces it",
+                old.output,
+                old.finished.len(),
+                old.prefixes.len()
+            );
+            files.extend(
+                old.prefixes
+                    .iter()
+                    .map(|p| names::resume_spool_file(dir, p)),
+            );
+        }
+        Err(e) => tracing::warn!(
+            "{dir} holds the state of a backup that stopped part way, but it cannot be read \
+             ({e:#}). This backup starts over and replaces it"
+        ),
+    }
+    // The state file first: what is left of the spools is never taken for this backup's.
+    dir.remove_dir(&files[..1])?;
+    dir.remove_dir(&files[1..])
+}
+
+fn read(path: &Location) -> Result<StateFile> {
+    let text = path
+        .read_to_string()
+        .with_context(|| format!("reading {path}"))?;
+    serde_json::from_str(&text).with_context(|| format!("{path} is not a backup's resume state"))
+}
+
+impl StateFile {
+    /// Why this state is not the one of the backup `id`, if it is not.
+    fn matches(&self, id: &Identity) -> Result<(), String> {
+        let version = env!("CARGO_PKG_VERSION");
+        let shard =
+            |s: Option<&str>| s.map_or("the whole pool".to_string(), |s| format!("shard {s}"));
+        let encryption = |e: bool| {
+            if e {
+                "encrypted (age)"
+            } else {
+                "not encrypted"
+            }
+        };
+        let this_shard = id.shard.map(|s| s.to_string());
+        if self.state_version != STATE_VERSION {
+            return Err(format!(
+                "its layout is version {}, this cbr reads version {STATE_VERSION}",
+                self.state_version
+            ));
+        }
+        if self.cbr_version != version {
+            return Err(format!(
+                "it was made by cbr {}, this is cbr {version} (finish it with cbr {})",
+                self.cbr_version, self.cbr_version
+            ));
+        }
+        if self.pool_id != id.pool_id {
+            return Err(format!(
+                "it is a backup of pool {}, not {}",
+                self.pool_id, id.pool_id
+            ));
+        }
+        if self.shard != this_shard {
+            return Err(format!(
+                "it is a backup of {}, not {}",
+                shard(self.shard.as_deref()),
+                shard(this_shard.as_deref())
+            ));
+        }
+        let output: Location = self.output.parse().map_err(|e: String| e)?;
+        if output.file_name() != id.output.file_name() {
+            return Err(format!("it writes {}, not {}", self.output, id.output));
+        }
+        if self.gzip != id.gzip || self.encrypted != id.encrypted {
+            return Err(format!(
+                "its data file is {}{}, this one {}{}",
+                if self.gzip { "gzip, " } else { "" },
+                encryption(self.encrypted),
+                if id.gzip { "gzip, " } else { "" },
+                encryption(id.encrypted)
+            ));
+        }
+        if !shard::tiles(id.shard, &self.prefixes) {
+            return Err(format!(
+                "its prefixes do not cover {} (the state is damaged)",
+                shard(this_shard.as_deref())
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.finished {
+            if !self.prefixes.contains(&f.prefix) || !seen.insert(&f.prefix) {
+                return Err(format!(
+                    "it names prefix {:?} as finished, which is not one of its own or is named \
+                     twice (the state is damaged)",
+                    f.prefix
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// A new state, for a backup of `prefixes` started at `started_at`: written at once, before
+    /// any prefix finishes.
+    pub fn create(id: &Identity, prefixes: &[String], started_at: &str) -> Result<State> {
+        let dir = dir_of(&id.output);
+        dir.create_private_dir()?;
+        let file = StateFile {
+            state_version: STATE_VERSION,
+            cbr_version: env!("CARGO_PKG_VERSION").to_string(),
+            pool_id: id.pool_id.clone(),
+            shard: id.shard.map(|s| s.to_string()),
+            output: id.output.to_string(),
+            gzip: id.gzip,
+            encrypted: id.encrypted,
+            started_at: started_at.to_string(),
+            prefixes: prefixes.to_vec(),
+            finished: vec![],
+        };
+        let state = State {
+            dir,
+            prefixes: prefixes.to_vec(),
+            started_at: started_at.to_string(),
+            file: Mutex::new(None),
+            kept: HashMap::new(),
+        };
+        state.save(&file)?;
+        *state.file.lock().expect("state lock") = Some(file);
+        Ok(state)
+    }
+
+    /// Where the state is.
+    pub fn dir(&self) -> &Location {
+        &self.dir
+    }
+
+    /// The backup's prefixes, in order.
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
+    /// When the backup (its first run) started.
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    /// The prefixes an earlier run finished, and their users.
+    pub fn kept(&self) -> (usize, u64) {
+        (self.kept.len(), self.kept.values().map(|f| f.users).sum())
+    }
+
+    /// Removes the state: the backup is written (or nothing was kept). A prefix that finishes
+    /// afterwards is not kept.
+    pub fn remove(&self) -> Result<()> {
+        let mut file = self.file.lock().expect("state lock");
+        *file = None;
+        let spools: Vec<Location> = self
+            .prefixes
+            .iter()
+            .map(|p| names::resume_spool_file(&self.dir, p))
+            .collect();
+        // The state file first: what might be left of the spools is never taken for a backup's.
+        self.dir
+            .remove_dir(&[names::resume_state_file(&self.dir)])?;
+        self.dir.remove_dir(&spools)
+    }
+
+    /// What becomes of a backup that failed: with prefixes kept, the error says how to go on;
+    /// with none, the state goes, as there is nothing to go on from.
+    pub fn stopped(&self, error: anyhow::Error) -> anyhow::Error {
+        let finished = match &*self.file.lock().expect("state lock") {
+            Some(file) => file.finished.len(),
+            None => return error,
+        };
+        if finished == 0 {
+            if let Err(e) = self.remove() {
+                tracing::debug!("removing the empty resume state {}: {e:#}", self.dir);
+            }
+            return error;
+        }
+        error.context(format!(
+            "the backup stopped with {finished} of {} prefixes listed and kept in {}: run the \
+             same command with --resume to go on",
+            self.prefixes.len(),
+            self.dir
+        ))
+    }
+
+    fn save(&self, file: &StateFile) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(file)?;
+        bytes.push(b'\n');
+        names::resume_state_file(&self.dir).write_atomic(&bytes)
+    }
+}
+
+impl Keeper for State {
+    fn kept(&self, prefix: &str) -> Option<u64> {
+        self.kept.get(prefix).map(|f| f.users)
+    }
+
+    fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()> {
+        let f = &self.kept[prefix];
+        let path = names::resume_spool_file(&self.dir, prefix);
+        let mut reader = Hashing::new(path.open()?);
+        writer
+            .append_compressed(&mut reader, f.users)
+            .with_context(|| format!("appending {path}"))?;
+        io::copy(&mut reader, &mut io::sink()).with_context(|| format!("reading {path}"))?;
+        let (bytes, sha256) = reader.finish();
+        if bytes != f.bytes || sha256 != f.sha256 {
+            bail!(
+                "{path} is not the spool its state names (its size or SHA-256 differs): the \
+                 state is damaged; run without --resume to start over"
+            );
+        }
+        Ok(())
+    }
+
+    fn keep(&self, prefix: &str, mut spool: Spooled) -> Result<Spooled> {
+        if self.file.lock().expect("state lock").is_none() {
+            return Ok(spool);
+        }
+        let path = names::resume_spool_file(&self.dir, prefix);
+        let mut out = Hashing::new(path.create()?);
+        io::copy(spool.compressed()?, &mut out).with_context(|| format!("writing {path}"))?;
+        let (bytes, sha256, out) = out.into_parts();
+        out.commit()?;
+        let users = spool.count();
+        {
+            let mut file = self.file.lock().expect("state lock");
+            let Some(file) = file.as_mut() else {
+                return Ok(spool);
+            };
+            file.finished.push(Finished {
+                prefix: prefix.to_string(),
+                users,
+                bytes,
+                sha256,
+            });
+            self.save(file)?;
+        }
+        tracing::debug!(prefix, users, bytes, "prefix kept in the resume state");
+        // On disk the kept copy is the one to append from: the temporary spool goes.
+        match path.as_local() {
+            Some(local) => Spooled::open(local, users),
+            None => Ok(spool),
+        }
+    }
+}
+
+/// A reader or writer that counts and hashes the bytes that pass.
+struct Hashing<T> {
+    inner: T,
+    bytes: u64,
+    hasher: Sha256,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Hashing {
+            inner,
+            bytes: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> (u64, String) {
+        (self.bytes, format!("{:x}", self.hasher.finalize()))
+    }
+
+    fn into_parts(self) -> (u64, String, T) {
+        (
+            self.bytes,
+            format!("{:x}", self.hasher.finalize()),
+            self.inner,
+        )
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;
