@@ -6,14 +6,15 @@
 //!
 //! Memory does not grow with the pool: a prefix's users wait on disk (unnamed temporary files,
 //! gzip-compressed), and memberships go into an index that spills to disk (`memberships`). A
-//! backup's listing can hand each finished prefix to a [`Keeper`] and skip the prefixes an
+//! backup's listing can hand each finished prefix to a `Keeper` and skip the prefixes an
 //! earlier run kept (`resume`).
 
-use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool, Spooled};
+use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool};
 use crate::cognito::{Cognito, Page, PoolInfo};
 use crate::location::Location;
 use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
 use crate::progress::Progress;
+use crate::resume::Keeper;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{StreamExt, TryStreamExt};
@@ -60,19 +61,6 @@ pub fn prefixes(shard: Option<Shard>, estimate: u64) -> Vec<String> {
         count *= 16;
     }
     shard::refine(&base, count as usize)
-}
-
-/// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
-/// on without listing it again (`resume`), and gives back the prefixes an earlier run kept.
-pub trait Keeper: Send + Sync {
-    /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
-    fn kept(&self, prefix: &str) -> Option<u64>;
-    /// Appends a kept prefix's users to the data file.
-    fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
-    /// Keeps a prefix just listed; returns the spool to append from (the kept copy or this one).
-    /// It may block: it is called from a worker thread of the multi-threaded runtime, in
-    /// `block_in_place`.
-    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Spooled>;
 }
 
 /// What a listing writes: its prefixes, in order, and who keeps them.

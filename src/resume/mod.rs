@@ -16,7 +16,6 @@
 //! before anything is listed. A backup that succeeds removes the state.
 
 use crate::backup_file::{DataWriter, Spooled, names};
-use crate::listing::Keeper;
 use crate::location::Location;
 use crate::shard::{self, Shard};
 use anyhow::{Context, Result, bail};
@@ -25,6 +24,19 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
+
+/// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
+/// on without listing it again (`resume`), and gives back the prefixes an earlier run kept.
+pub trait Keeper: Send + Sync {
+    /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
+    fn kept(&self, prefix: &str) -> Option<u64>;
+    /// Appends a kept prefix's users to the data file.
+    fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
+    /// Keeps a prefix just listed; returns the spool to append from (the kept copy or this one).
+    /// It may block: it is called from a worker thread of the multi-threaded runtime, in
+    /// `block_in_place`.
+    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Spooled>;
+}
 
 /// The layout of `state.json` and its spools; a state of another layout is not read.
 const STATE_VERSION: u32 = 1;
