@@ -208,7 +208,7 @@ fn announce(
         out.display()
     );
     let (kept_prefixes, kept_users) = state.kept();
-    if kept_prefixes > 0 {
+    if state.resumed() {
         tracing::info!(
             "resuming the backup started at {}: {kept_prefixes} of {prefixes} prefixes \
              ({kept_users} users) kept in {}",

@@ -88,6 +88,8 @@ pub struct State {
     file: Mutex<Option<StateFile>>,
     /// The prefixes an earlier run finished, by prefix.
     kept: HashMap<String, Finished>,
+    /// Whether an earlier run made this state.
+    resumed: bool,
 }
 
 /// How a backup starts.
@@ -178,6 +180,7 @@ fn find(id: &Identity, resume: bool, dir: &Location, path: &Location) -> Result<
         started_at: file.started_at.clone(),
         file: Mutex::new(Some(file)),
         kept,
+        resumed: true,
     };
     Ok((Start::Resumed(Box::new(state)), true))
 }
@@ -317,6 +320,7 @@ impl State {
             started_at: started_at.to_string(),
             file: Mutex::new(None),
             kept: HashMap::new(),
+            resumed: false,
         };
         state.save(&file)?;
         *state.file.lock().expect("state lock") = Some(file);
@@ -336,6 +340,11 @@ impl State {
     /// When the backup (its first run) started.
     pub fn started_at(&self) -> &str {
         &self.started_at
+    }
+
+    /// Whether this run goes on from an earlier one.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// The prefixes an earlier run finished, and their users.

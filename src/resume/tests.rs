@@ -65,6 +65,7 @@ fn finished_prefixes_are_kept_and_given_back() {
     .unwrap() else {
         panic!("resumed")
     };
+    assert!(again.resumed() && !state.resumed());
     assert_eq!(again.kept(), (2, 2));
     assert_eq!(again.started_at(), "2026-01-01T00:00:00.000Z");
     assert_eq!(Keeper::kept(&*again, "3"), Some(2));
