@@ -142,18 +142,28 @@ impl Location {
         }
     }
 
-    /// Makes this location a directory only its owner may enter (mode 0700), if it is not one
-    /// yet. An S3 key prefix needs nothing made.
+    /// Makes this location a directory only its owner may enter (mode 0700 on Unix), if it is
+    /// not one yet. An S3 key prefix needs nothing made.
     pub fn create_private_dir(&self) -> Result<()> {
         let Location::Local(p) = self else {
             return Ok(());
         };
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        match std::fs::DirBuilder::new().mode(0o700).create(p) {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
-                    .with_context(|| format!("making {} private", p.display()))
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+                        .with_context(|| format!("making {} private", p.display()))?;
+                }
+                Ok(())
             }
             Err(e) => Err(e).with_context(|| format!("creating {}", p.display())),
         }
