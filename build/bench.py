@@ -47,7 +47,13 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
            --quota-scale); --no-quotas for cbr's own costs), the child's CPU seconds per
            100,000 users, peak RSS, and the peak of the bytes it held on disk (a fresh
            TMPDIR, the output's folder, spools it unlinked) beyond its final output, per user.
-  all      every scenario but scale, one after the other, on the same moto and layers.
+  shards   n = 1, 2, 3 and 8 shards of one synthetic pool (--shards-users) started together
+           with default flags against one account's quota, this build and --cbr-baseline:
+           wall time against the quota's ceiling for the UserList calls made and for one
+           whole backup's, % of UserList calls throttled, and UserList calls against one
+           whole backup's (memberships listed once or n times).
+  all      every scenario but scale and shards, one after the other, on the same moto and
+           layers.
 
 The rerun and rollback pools are written straight into moto's backend by
 tests/support/moto_server.py (`POST /_test/production-pool`, tests/support/production_pool.py):
@@ -1847,9 +1853,137 @@ class ScaleScenario(Scenario):
                 "runs": runs}
 
 
+class ShardsScenario(ScaleScenario):
+    """n shards of one synthetic pool (--shards-users, 20 groups) started together with
+    default flags, as a CI matrix without `max-parallel` starts them, through one layer that
+    enforces one account's quotas: they share the ListUsers quota without knowing of each
+    other. For n = 1 (one whole backup), 2, 3 and 8, this build and the --cbr-baseline: wall
+    time until the last shard is done, against the quota's ceiling for the UserList calls
+    they made and for those one whole backup made; the share of their UserList calls that
+    were throttled; and their UserList calls against one whole backup's."""
+
+    name = "shards"
+    POOL = "us-east-1_Shards"
+    COUNTS = (1, 2, 3, 8)
+
+    @property
+    def users(self):
+        return self.args.shards_users
+
+    @property
+    def rate(self):
+        return 30 * self.args.quota_scale
+
+    def runs(self):
+        builds = [("cbr", "")] + ([("cbr-baseline", "-before")] if self.args.cbr_baseline else [])
+        runs = []
+        for n in self.COUNTS:
+            for tool, suffix in builds:
+                what = "one whole backup" if n == 1 else f"{n} shards started together"
+                label = ("baseline " if suffix else "") + f"{what}, {self.users:,} users"
+                runs.append(Run(f"shards-{n}{suffix}", label, self.users, tool))
+        return runs
+
+    def prepare(self, runs):
+        self.args.no_quotas = False
+        super().prepare(runs)
+        self.whole = {}  # tool -> UserList calls of its whole backup
+
+    def execute(self, run):
+        n = int(run.name.split("-")[1])
+        run_dir = os.path.join(self.tmp, run.name)
+        os.makedirs(os.path.join(run_dir, "out"))
+        out = os.path.join(run_dir, "out", "backup.json")
+        time.sleep(self.args.settle_s)
+        urllib.request.urlopen(urllib.request.Request(
+            self.url + "/_layer/reset-stats", data=b"", method="POST")).read()
+        started = time.monotonic()
+        children = []
+        for k in range(1, n + 1):
+            extra = ["--shard", f"{k}/{n}"] if n > 1 else []
+            err = open(os.path.join(run_dir, f"shard-{k}.stderr"), "w")
+            children.append((subprocess.Popen(self.backup_argv(run.tool, out, *extra),
+                                              env=child_env(self.tmp), cwd=ROOT,
+                                              stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=err), err))
+        codes = []
+        for child, err in children:
+            try:
+                codes.append(child.wait(timeout=self.timeout()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                codes.append("timed out")
+            err.close()
+        result = Result(run, ok=False, wall_s=time.monotonic() - started)
+        stats = self.stats()
+        ops = stats["ops"]
+        calls = answered(ops, "ListUsers") + answered(ops, "ListUsersInGroup")
+        throttled = sum(ops.get(op, {}).get("throttled", 0)
+                        for op in ("ListUsers", "ListUsersInGroup"))
+        result.ops, result.layer_stats, result.throttled = ops, stats, throttled
+        result.list_users_calls = answered(ops, "ListUsers")
+        result.extra.update(userlist_calls=calls, userlist_throttled=throttled,
+                            exit_codes=codes)
+        if n == 1:
+            self.whole[run.tool] = calls
+        if any(c != 0 for c in codes):
+            result.note = f"exit codes {codes}"
+            return result
+        files = [out] if n == 1 else [os.path.join(run_dir, "out", f"backup-{k}.json")
+                                      for k in range(1, n + 1)]
+        result.users = sum(count_records(f) for f in files)
+        if result.users != self.users:
+            result.note = f"{result.users:,} records in the set, the pool has {self.users:,}"
+            return result
+        result.ok = True
+        return result
+
+    def cells(self, r):
+        calls, throttled = r.extra.get("userlist_calls", 0), r.extra.get("userlist_throttled", 0)
+        ceiling = calls / self.rate
+        whole = self.whole.get(r.run.tool)
+        whole_ceiling = whole / self.rate if whole else None
+        return [r.run.label, f"{r.wall_s:.1f}", f"{ceiling:.1f}",
+                f"{r.wall_s / ceiling:.3f}" if ceiling else "-",
+                f"{r.wall_s / whole_ceiling:.3f}" if whole_ceiling else "-",
+                f"{calls:,}", f"{calls / whole:.3f}" if whole else "-",
+                f"{throttled:,}", f"{100 * throttled / max(1, calls + throttled):.2f}",
+                ok_cell(r)]
+
+    def headline(self):
+        return (f"scenario shards: a synthetic pool of {self.users:,} users (the layer's, "
+                f"production-shaped, {len(self.members)} groups, "
+                f"{sum(self.members.values()):,} memberships), latency "
+                f"{self.args.latency_ms:g} ms, quotas × {self.args.quota_scale:g} (UserList "
+                f"{self.rate:g}/s for the whole account); the shards of a run start together "
+                f"with default flags")
+
+    def table(self, results):
+        header = ["run", "wall s", "ceiling s", "× ceiling", "× whole ceiling",
+                  "UserList calls", "× whole calls", "throttled", "% throttled", "ok"]
+        return (format_table(header, [self.cells(r) for r in results], ["<", *">" * 8, "<"]) +
+                "\n\n(ceiling: the UserList calls the run made / the quota; whole ceiling: "
+                "those of the same build's whole backup / the quota; % throttled: of all "
+                "UserList calls sent)")
+
+    def summary(self, results):
+        return []
+
+    def to_json(self, results):
+        runs = []
+        for r in results:
+            doc = r.to_json()
+            doc.update(ops=r.ops, **r.extra)
+            runs.append(doc)
+        return {"scenario": self.name, "users": self.users, "pool": self.POOL,
+                "layer_options": self.layer_options, "groups": self.members,
+                "quota_per_s": self.rate, "whole_userlist_calls": self.whole, "runs": runs}
+
+
 SCENARIOS = {s.name: s for s in [BackupScenario, RestoreScenario, QuotasScenario,
-                                        RerunScenario, RollbackScenario, ScaleScenario]}
-NOT_IN_ALL = {"scale"}  # asked for by name only: a million users take an hour at the quotas
+                                        RerunScenario, RollbackScenario, ScaleScenario,
+                                        ShardsScenario]}
+NOT_IN_ALL = {"scale", "shards"}  # asked for by name only: a million users take an hour at the quotas
 
 
 # ---------------------------------------------------------------------------------------
@@ -1904,6 +2038,8 @@ def main():
     p.add_argument("--users", type=int,
                    help="users in the large pool (backup, quotas2x; default: 10,000) or in the "
                         "synthetic pool (scale; default: 1,000,000)")
+    p.add_argument("--shards-users", type=int, default=60_000,
+                   help="users in the synthetic pool of the shards scenario (default: %(default)s)")
     p.add_argument("--quota-scale", type=float, default=1.0,
                    help="scale: the layer's quotas × this (default: %(default)s)")
     p.add_argument("--no-quotas", action="store_true",
@@ -1928,7 +2064,8 @@ def main():
                                   "backup-1x, backup-2x, restore-1x, restore-2x; rerun: "
                                   "rerun-list, rerun, rerun-before; rollback: rollback; "
                                   "scale: scale-backup, scale-resume, scale-dry-run and "
-                                  "each with -before)")
+                                  "each with -before; shards: shards-1, shards-2, shards-3, "
+                                  "shards-8 and each with -before)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")

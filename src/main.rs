@@ -106,6 +106,9 @@ async fn backup(aws: &AwsArgs, args: &BackupArgs, quiet: bool) -> Result<Exit> {
     let opts = args.options(quiet);
     connect_s3(aws, &[&opts.out], args.sse_kms_key_id.clone()).await?;
     let (cognito, region) = connect(aws, &user_list_cap(args.max_rps)).await?;
+    if let Some(shard) = opts.shard {
+        cognito.share_quota(Category::UserList, shard.total);
+    }
     raise_to_provisioned_limits(&cognito, &[Category::UserList]);
     // Dropping the backup future removes its temporary files.
     tokio::select! {

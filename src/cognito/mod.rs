@@ -171,6 +171,12 @@ impl Cognito {
         }
     }
 
+    /// Paces a category as one of `n` processes that may share its quota at the same time
+    /// (one of `n` shards): see [`RateLimiter::share`].
+    pub fn share_quota(&self, category: Category, n: u32) {
+        self.limiter(category).share(n);
+    }
+
     /// The current ceiling of a category's limiter, requests per second.
     pub fn ceiling(&self, category: Category) -> f64 {
         self.limiter(category).ceiling()
@@ -218,18 +224,15 @@ impl Cognito {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            limiter.acquire().await;
+            let slot = limiter.acquire().await;
             tracing::trace!(?category, attempt, "sending");
             let err = match send().await {
-                Ok(out) => {
-                    limiter.on_success();
-                    return Ok(out);
-                }
+                Ok(out) => return Ok(out),
                 Err(err) => err,
             };
             let kind = classify(&err);
             if kind == Failure::Throttled {
-                limiter.on_throttle();
+                limiter.on_throttle(slot);
                 tracing::debug!(?category, rate = limiter.rate(), "throttled; slowing down");
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
