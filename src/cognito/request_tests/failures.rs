@@ -21,9 +21,13 @@ async fn a_throttled_call_is_retried_and_slows_its_category_down() {
     assert!(matches!(page, Page::Users { users, next: None } if users.len() == 1));
     assert_eq!(count(&cognito.stats.throttled), 1);
     assert_eq!(count(&cognito.stats.retried), 1);
-    // Cut by 30% on the throttle, then one additive step back up for the success.
+    // Cut by 30% on the throttle, growing back during the backoff (at most 0.2 s)...
     let rate = cognito.limiter(Category::UserList).rate();
-    assert!((rate - (21.0 + 1.0 / 21.0)).abs() < 1e-9, "{rate}");
+    assert!((21.0..23.0).contains(&rate), "{rate}");
+    // ...and at the old rate again 3 s after the cut.
+    tokio::time::advance(std::time::Duration::from_secs(3)).await;
+    let rate = cognito.limiter(Category::UserList).rate();
+    assert!((29.5..=30.0).contains(&rate), "{rate}");
     assert_eq!(cognito.ceiling(Category::UserList), 30.0);
     // Other categories keep their pace.
     assert_eq!(cognito.limiter(Category::UserRead).rate(), 120.0);
