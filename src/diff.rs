@@ -3,12 +3,13 @@
 //! users on both, the fields that differ (`attribute:email`, `enabled`, `status`, `groups`).
 //! Never attribute values. Users are matched as the pool tells them apart (`compare::Identity`:
 //! the username, case-folded in a case-insensitive pool, or the email or phone number people
-//! sign in with); memory does not grow with the pool (`join`). Two backups, or a backup and the
+//! sign in with); memory does not grow with the pool (`join`). A shard of a set that splits the
+//! memberships is compared in the groups it covers (`backup_file::members`). Two backups, or a backup and the
 //! pool it was taken from, are compared literally; a backup and a pool a restore made, as
 //! restored (`compare::Comparison`).
 
 use crate::backup_file::names;
-use crate::backup_file::{Identities, Manifest, for_each_record};
+use crate::backup_file::{Identities, Manifest, SetMembers, for_each_record};
 use crate::cognito::Cognito;
 use crate::compare::{Comparison, Identity, Pairs};
 use crate::listing;
@@ -154,9 +155,26 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
         status_as_restored: 0,
         federated_not_restored: 0,
     };
+    // A shard of a set that splits the memberships: its records with the memberships its
+    // members file holds, compared in the groups both sides cover.
+    let members_a = SetMembers::load(std::slice::from_ref(a), ids, dir.path(), false)?;
+    let members_b = match comparison {
+        Comparison::Exact => {
+            SetMembers::load(std::slice::from_ref(&b_path), ids, dir.path(), false)?
+        }
+        _ => SetMembers::default(),
+    };
     let mut pairs = Pairs::new(dir.path(), expected, identity.clone())?;
-    report.users_in_a = for_each_record(a, ids, |_, u| pairs.want(&u))?;
-    report.users_in_b = for_each_record(&b_path, ids, |_, u| pairs.have(&u))?;
+    report.users_in_a = for_each_record(a, ids, |_, mut u| {
+        members_a.complete(&mut u)?;
+        members_b.restrict(&mut u.groups);
+        pairs.want(&u)
+    })?;
+    report.users_in_b = for_each_record(&b_path, ids, |_, mut u| {
+        members_b.complete(&mut u)?;
+        members_a.restrict(&mut u.groups);
+        pairs.have(&u)
+    })?;
     pairs.walk(|a, b| {
         match (a, b) {
             (Some(a), Some(b)) => {

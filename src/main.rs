@@ -6,7 +6,7 @@
 
 use anyhow::{Result, bail};
 use cbr::aws::{self, AwsArgs};
-use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
+use cbr::backup_file::{load_identities, missing_from_inputs, names, repeated_input};
 use cbr::cli::{
     BackupArgs, Cli, Command, CompletionsArgs, DiffArgs, ListArgs, OutputFormat, RestoreArgs,
     VerifyArgs,
@@ -286,13 +286,13 @@ async fn connect_s3(
     Ok(())
 }
 
-/// Expands S3 patterns (`s3://bucket/dir/backup-*.json`) and drops manifests from a list of
-/// inputs, so `--in backup-*.json` works as the shell expands it (the glob also matches
-/// `backup-1.meta.json`).
+/// Expands S3 patterns (`s3://bucket/dir/backup-*.json`) and drops manifests and members files
+/// from a list of inputs, so `--in backup-*.json` works as the shell expands it (the glob also
+/// matches `backup-1.meta.json` and `backup-1.members.json`).
 fn data_files(inputs: Vec<Location>) -> Result<Vec<Location>> {
     let data: Vec<_> = Location::expand(inputs)?
         .into_iter()
-        .filter(|p| !p.file_name().ends_with(".meta.json"))
+        .filter(|p| !names::is_companion(&p.file_name()))
         .collect();
     if data.is_empty() {
         bail!("no backup data files among the inputs, only manifests (*.meta.json)");
