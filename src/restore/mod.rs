@@ -125,7 +125,9 @@ pub async fn run(
             .collect();
         if !lacking.is_empty() {
             tracing::warn!(
-                "these inputs are part of a shard set that splits the memberships: memberships                  in the groups the missing shards listed are not restored, and those the pool                  has are left alone: {}",
+                "these inputs are part of a shard set that splits the memberships: memberships \
+                 in the groups the missing shards listed are not restored, and those the pool \
+                 has are left alone: {}",
                 lacking.join(", ")
             );
         }

@@ -60,26 +60,24 @@ pub fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Optio
         let file = path.with_file_name(&split.file);
         match sha256_file(&file) {
             Ok(sum) if sum != split.sha256 => check.problems.push(format!(
-                "members file {}: SHA-256 is {sum}, the manifest says {}: the file was changed                  or damaged",
+                "members file {}: SHA-256 is {sum}, the manifest says {}: the file was changed \
+                 or damaged",
                 file.display(),
                 split.sha256
             )),
-            Ok(_) if check.records_read => {
-                match for_each_record(&file, ids, |_, _| Ok(())) {
-                    Ok(n) if n != split.count => check.problems.push(format!(
-                        "members file {}: {n} memberships, the manifest says {}",
-                        file.display(),
-                        split.count
-                    )),
-                    Ok(_) => {}
-                    Err(e) => check.problems.push(format!("{e:#}")),
-                }
-            }
+            Ok(_) if check.records_read => match for_each_record(&file, ids, |_, _| Ok(())) {
+                Ok(n) if n != split.count => check.problems.push(format!(
+                    "members file {}: {n} memberships, the manifest says {}",
+                    file.display(),
+                    split.count
+                )),
+                Ok(_) => {}
+                Err(e) => check.problems.push(format!("{e:#}")),
+            },
             Ok(_) => {}
-            Err(e) => check.problems.push(format!(
-                "members file {}: {e:#}",
-                file.display()
-            )),
+            Err(e) => check
+                .problems
+                .push(format!("members file {}: {e:#}", file.display())),
         }
     }
     if !check.records_read {
