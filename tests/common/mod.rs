@@ -563,12 +563,22 @@ pub fn records_of_set(dir: &Path, files: &[&str]) -> Vec<Value> {
             entries.extend(read_backup(&members));
         }
     }
+    let key = |r: &Value| {
+        (
+            r["Username"].as_str().unwrap_or_default().to_string(),
+            sub_of(r),
+        )
+    };
+    let at: std::collections::HashMap<(String, String), usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key(r), i))
+        .collect();
     for e in &entries {
-        let found = records
-            .iter_mut()
-            .find(|r| r["Username"] == e["Username"] && sub_of(r) == sub_of(e));
-        if let Some(r) = found {
-            let groups = r["Groups"].as_array_mut().expect("a record with Groups");
+        if let Some(&i) = at.get(&key(e)) {
+            let groups = records[i]["Groups"]
+                .as_array_mut()
+                .expect("a record with Groups");
             for g in e["Groups"].as_array().unwrap() {
                 if !groups.contains(g) {
                     groups.push(g.clone());
