@@ -146,6 +146,12 @@ async fn write(
         (Some(members), Some(shard)) => {
             let (members_file, members_written) = members.finish()?;
             members_file.commit()?;
+            tracing::info!(
+                "wrote {} memberships of other shards' users in the groups shard {shard} lists \
+                 to {}",
+                members_written.count,
+                members_out.display()
+            );
             Some(SplitMemberships {
                 groups: groups
                     .iter()

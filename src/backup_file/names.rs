@@ -78,7 +78,21 @@ pub fn members_path(data: &Location) -> Location {
 /// Whether a file name is a backup's companion rather than a data file: a manifest, or a
 /// members file (a shell's `backup-*.json` matches both).
 pub fn is_companion(name: &str) -> bool {
-    name.ends_with(".meta.json") || name.contains(".members.json")
+    let members = [
+        "",
+        ".json",
+        ".json.gz",
+        ".json.age",
+        ".json.gz.age",
+        ".gz",
+        ".age",
+    ]
+    .iter()
+    .any(|ext| {
+        name.strip_suffix(&format!(".members{ext}"))
+            .is_some_and(|stem| !stem.is_empty())
+    });
+    name.ends_with(".meta.json") || members
 }
 
 /// The configuration file's name for a data file: `backup.json` → `backup.config.json`
@@ -164,7 +178,9 @@ mod tests {
         );
         assert_eq!(members_path(&p("b-3")), p("b-3.members"));
         assert!(is_companion("b-2.members.json.gz") && is_companion("b-2.meta.json"));
+        assert!(is_companion("b-2.members") && is_companion("b-2.members.json.gz.age"));
         assert!(!is_companion("b-2.json") && !is_companion("members.json"));
+        assert!(!is_companion("team.members-2.json"));
         for name in ["backup.json", "b", "dir/b.json.gz.age", "x.tar.gz"] {
             assert_eq!(unshard_path(&shard_path(&p(name), 7), 7), Some(p(name)));
         }
