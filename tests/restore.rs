@@ -570,6 +570,30 @@ async fn a_split_shard_set_lists_each_group_once_and_restores_every_membership()
     rerun.extend(set);
     assert_ok(&env.cbr(&rerun));
     assert_eq!(layer_writes(&layer), before, "{}", layer_stats(&layer));
+
+    // A changed members file is found by verify, and refused by restore before any write.
+    let members = env.path().join("s-3.members.json");
+    let mut entries = read_backup(&members);
+    entries.pop();
+    std::fs::write(&members, serde_json::to_vec_pretty(&entries).unwrap()).unwrap();
+    let out = env.cbr(&["verify", "-i", "s-3.json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("changed or damaged"),
+        "{}",
+        stdout(&out)
+    );
+    let other = create_pool(&c, &unique("split-damaged"), tenant_pool()).await;
+    let out = env.cbr(&[
+        "restore", "-p", &other, "-i", "s-1.json", "s-2.json", "s-3.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed or damaged"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(user_count(&c, &other).await, 0);
 }
 
 /// A shard set written before memberships were split (every record with all its groups, no
