@@ -222,6 +222,17 @@ async fn verify(aws: &AwsArgs, args: &VerifyArgs) -> Result<Exit> {
 
 async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
     let ids = load_identities(&args.identity)?;
+    // A, or the files given with --in (the shards of a set).
+    let a = match &args.a {
+        Some(a) => vec![a.clone()],
+        None => {
+            let inputs = data_files(args.inputs.clone())?;
+            if let Some(location) = repeated_input(&inputs) {
+                bail!("{} is given more than once", location.display());
+            }
+            inputs
+        }
+    };
     let Some(pool_id) = args.pool_id.clone() else {
         // Two files: no AWS access needed.
         let b = diff::Other::Backup(
@@ -229,7 +240,7 @@ async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
                 .clone()
                 .expect("the command line requires B without --pool-id"),
         );
-        let report = diff::run(&args.a, b, &ids).await?;
+        let report = diff::run(&a, b, &ids).await?;
         return print_result(args.output, &report.text(), &report, report.is_same());
     };
     let (cognito, _) = connect(aws, &user_list_cap(args.max_rps)).await?;
@@ -239,7 +250,7 @@ async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
         pool_id,
     };
     let report = tokio::select! {
-        report = diff::run(&args.a, other, &ids) => report?,
+        report = diff::run(&a, other, &ids) => report?,
         _ = interrupted() => return Ok(Exit::Interrupted),
     };
     print_result(args.output, &report.text(), &report, report.is_same())

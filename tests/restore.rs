@@ -563,6 +563,17 @@ async fn a_split_shard_set_lists_each_group_once_and_restores_every_membership()
             stdout(&out),
             stderr(&out)
         );
+        let mut diff = vec!["diff", "-p", pool, "--in"];
+        diff.extend(set);
+        let out = env.cbr(&diff);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("(60 users)"), "{}", stdout(&out));
     }
     // A rerun sends no write.
     let before = layer_writes(&layer);
