@@ -306,7 +306,10 @@ fn data_files(inputs: Vec<Location>) -> Result<Vec<Location>> {
         .filter(|p| !names::is_companion(&p.file_name()))
         .collect();
     if data.is_empty() {
-        bail!("no backup data files among the inputs, only manifests (*.meta.json)");
+        bail!(
+            "no backup data files among the inputs, only manifests (*.meta.json) or members \
+             files (*.members.json)"
+        );
     }
     Ok(data)
 }
