@@ -1,6 +1,7 @@
 //! The backup pipeline: the pool's users (with their groups) listed by `listing` into the data
 //! file in prefix order, the pool's configuration read at the same time, then the manifest and
-//! the configuration file beside the data file.
+//! the configuration file beside the data file. A shard also writes its members file: the
+//! memberships in the groups it owns of users in other shards (`backup_file::members`).
 //!
 //! Output is deterministic: users appear in prefix order, each prefix's users in the order
 //! Cognito returns them, whatever the concurrency and timing. Memory does not grow with the pool:
@@ -10,7 +11,9 @@
 //! a backup that stops is run again with `--resume` and lists only the prefixes it had not
 //! finished; the file it writes is the one an uninterrupted run would have written.
 
-use crate::backup_file::{DataWriter, Encoding, FORMAT_VERSION, Manifest, load_recipients, names};
+use crate::backup_file::{
+    DataWriter, Encoding, FORMAT_VERSION, Manifest, SplitMemberships, load_recipients, names,
+};
 use crate::cognito::{Category, Cognito, PoolInfo};
 use crate::listing::{self, Plan, Slice};
 use crate::location::Location;
@@ -99,6 +102,12 @@ async fn write(
     // cannot be created (for S3: no bucket, no access). A stopped run's leftovers go first.
     let start = resume::open(&identity, args.resume)?;
     let mut writer = DataWriter::create(&out, &encoding)?;
+    // A shard's members file: its groups' members who are other shards' users.
+    let members_out = names::members_path(&out);
+    let mut members = match args.shard {
+        Some(_) => Some(DataWriter::create(&members_out, &encoding)?),
+        None => None,
+    };
     // The users are listed while the configuration is read.
     let slice = Slice {
         pool_id,
@@ -125,7 +134,7 @@ async fn write(
         })
     };
     let (listed, config) = tokio::join!(
-        listing::list_users(cognito, &slice, &dir, &mut writer, plan),
+        listing::list_users(cognito, &slice, &dir, &mut writer, members.as_mut(), plan),
         crate::pool_config::read_live(cognito, pool_id, region)
     );
     let (pool, groups) = listed?;
@@ -133,6 +142,29 @@ async fn write(
     let state = kept_state.clone().expect("the listing made its plan");
 
     let (file, written) = writer.finish()?;
+    let memberships = match (members, args.shard) {
+        (Some(members), Some(shard)) => {
+            let (members_file, members_written) = members.finish()?;
+            members_file.commit()?;
+            tracing::info!(
+                "wrote {} memberships of other shards' users in the groups shard {shard} lists \
+                 to {}",
+                members_written.count,
+                members_out.display()
+            );
+            Some(SplitMemberships {
+                groups: groups
+                    .iter()
+                    .filter(|g| shard.owns_group(&g.name))
+                    .map(|g| g.name.clone())
+                    .collect(),
+                file: members_out.file_name(),
+                sha256: members_written.sha256,
+                count: members_written.count,
+            })
+        }
+        _ => None,
+    };
     let manifest_path = names::manifest_path(&out);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -152,6 +184,7 @@ async fn write(
         compression,
         encryption,
         groups,
+        memberships,
     };
     file.commit()?;
     {

@@ -309,8 +309,14 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
     /// The backup to compare (the earlier one)
-    #[arg(value_name = "A")]
-    pub a: Location,
+    #[arg(value_name = "A", required_unless_present = "inputs")]
+    pub a: Option<Location>,
+
+    /// With --pool-id: the files of the backup to compare, every shard of a set
+    /// ('s3://bucket/path/backup-*.json' is expanded by listing the bucket)
+    #[arg(short = 'i', long = "in", value_name = "FILE", num_args = 1..,
+          conflicts_with = "a", requires = "pool_id")]
+    pub inputs: Vec<Location>,
 
     /// The backup to compare it with; or give --pool-id to compare with the live pool
     #[arg(value_name = "B", required_unless_present = "pool_id")]

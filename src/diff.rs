@@ -5,10 +5,12 @@
 //! the username, case-folded in a case-insensitive pool, or the email or phone number people
 //! sign in with); memory does not grow with the pool (`join`). Two backups, or a backup and the
 //! pool it was taken from, are compared literally; a backup and a pool a restore made, as
-//! restored (`compare::Comparison`).
+//! restored (`compare::Comparison`). The backup compared with a pool can be a shard set; a set
+//! that splits the memberships is compared with the memberships of its members files, and part
+//! of one in the groups its shards listed (`backup_file::members`).
 
 use crate::backup_file::names;
-use crate::backup_file::{Identities, Manifest, for_each_record};
+use crate::backup_file::{Identities, Manifest, SetMembers, for_each_record};
 use crate::cognito::Cognito;
 use crate::compare::{Comparison, Identity, Pairs};
 use crate::listing;
@@ -119,11 +121,24 @@ fn manifest_of(path: &Location) -> Result<Option<Manifest>> {
     Manifest::read(&manifest).map(Some)
 }
 
-/// Compares the backup `a` with `b`.
-pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffReport> {
+/// How the first side is named: its file, or the first of its files and their number.
+fn name_of(files: &[Location]) -> String {
+    match files {
+        [one] => one.display().to_string(),
+        [first, ..] => format!("{} … ({} files)", first.display(), files.len()),
+        [] => String::new(),
+    }
+}
+
+/// Compares the backup in the files `a` (one file, or the shards of a set) with `b`.
+pub async fn run(a: &[Location], b: Other<'_>, ids: &Identities) -> Result<DiffReport> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let manifest = manifest_of(a)?;
-    let expected = manifest.as_ref().map_or(0, |m| m.user_count);
+    let manifests = a
+        .iter()
+        .map(manifest_of)
+        .collect::<Result<Vec<Option<Manifest>>>>()?;
+    let manifest = manifests.first().cloned().flatten();
+    let expected = manifests.iter().flatten().map(|m| m.user_count).sum();
     let (b_path, b_name, identity, comparison) = match b {
         Other::Backup(path) => {
             let name = path.display().to_string();
@@ -134,14 +149,15 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
             (path, name, identity, Comparison::Exact)
         }
         Other::Pool { cognito, pool_id } => {
-            let comparison = Comparison::with_pool(&pool_id, a, manifest.as_slice());
+            let known: Vec<Manifest> = manifests.iter().flatten().cloned().collect();
+            let comparison = Comparison::with_pool(&pool_id, &a[0], &known);
             let snap = listing::snapshot(cognito, &pool_id, None, dir.path(), false).await?;
             let identity = Identity::of(&snap.pool);
             (snap.data, format!("pool {pool_id}"), identity, comparison)
         }
     };
     let mut report = DiffReport {
-        a: a.display().to_string(),
+        a: name_of(a),
         b: b_name,
         comparison,
         users_in_a: 0,
@@ -154,9 +170,28 @@ pub async fn run(a: &Location, b: Other<'_>, ids: &Identities) -> Result<DiffRep
         status_as_restored: 0,
         federated_not_restored: 0,
     };
+    // A shard set that splits the memberships: its records with the memberships its members
+    // files hold, compared in the groups both sides cover.
+    let members_a = SetMembers::load(a, ids, dir.path(), false)?;
+    let members_b = match comparison {
+        Comparison::Exact => {
+            SetMembers::load(std::slice::from_ref(&b_path), ids, dir.path(), false)?
+        }
+        _ => SetMembers::default(),
+    };
     let mut pairs = Pairs::new(dir.path(), expected, identity.clone())?;
-    report.users_in_a = for_each_record(a, ids, |_, u| pairs.want(&u))?;
-    report.users_in_b = for_each_record(&b_path, ids, |_, u| pairs.have(&u))?;
+    for path in a {
+        report.users_in_a += for_each_record(path, ids, |_, mut u| {
+            members_a.complete(&mut u)?;
+            members_b.restrict(&mut u.groups);
+            pairs.want(&u)
+        })?;
+    }
+    report.users_in_b = for_each_record(&b_path, ids, |_, mut u| {
+        members_b.complete(&mut u)?;
+        members_a.restrict(&mut u.groups);
+        pairs.have(&u)
+    })?;
     pairs.walk(|a, b| {
         match (a, b) {
             (Some(a), Some(b)) => {

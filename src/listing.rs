@@ -1,15 +1,15 @@
 //! The one reader of a live pool: its users listed through several `sub ^= "…"` prefix queries
 //! at once (each prefix into its own spool), its groups, and the groups' members (ListGroups and
-//! ListUsersInGroup, never a call per user). A backup takes the users in prefix order into its
-//! data file; verify and diff take a private copy to compare; restore takes each prefix the
-//! moment it is listed.
+//! ListUsersInGroup, never a call per user; a shard's backup lists only the groups its shard
+//! owns). A backup takes the users in prefix order into its data file; verify and diff take a
+//! private copy to compare; restore takes each prefix the moment it is listed.
 //!
 //! Memory does not grow with the pool: a prefix's users wait on disk (unnamed temporary files,
 //! gzip-compressed), and memberships go into an index that spills to disk (`memberships`). A
 //! backup's listing can hand each finished prefix to a `Keeper` and skip the prefixes an
 //! earlier run kept (`resume`).
 
-use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool};
+use crate::backup_file::{DataWriter, Encoding, GroupRecord, Spool, members};
 use crate::cognito::{Cognito, Page, PoolInfo};
 use crate::location::Location;
 use crate::memberships::{DEFAULT_CHUNK, Index, MembershipsBuilder};
@@ -73,11 +73,17 @@ pub struct Plan {
 /// the pool's settings and groups. `plan` is called once the pool's size is known, with the
 /// estimated number of users in the slice: it says which prefixes to write (usually
 /// [`prefixes`]) and who keeps them; the prefixes it has kept are appended, not listed.
+///
+/// With `members` (a shard's backup), the shard lists the members of only the groups it owns
+/// (`shard::owner`): its users' records carry those, and the other shards' users' memberships
+/// in them go into `members` (`backup_file::members`). Without, every group is listed and the
+/// slice's users carry all their groups.
 pub async fn list_users(
     cognito: &Cognito,
     slice: &Slice<'_>,
     dir: &Path,
     writer: &mut DataWriter,
+    members: Option<&mut DataWriter>,
     plan: impl FnOnce(&PoolInfo, u64) -> Result<Plan>,
 ) -> Result<(PoolInfo, Vec<GroupRecord>)> {
     let pool_id = slice.pool_id;
@@ -132,8 +138,13 @@ pub async fn list_users(
         });
     }
 
-    let memberships =
-        Arc::new(Memberships::load(cognito, pool_id, &groups, slice.shard, dir).await?);
+    let memberships = match (slice.shard, members) {
+        (Some(shard), Some(members)) => {
+            Memberships::load_split(cognito, pool_id, &groups, shard, dir, members).await?
+        }
+        _ => Memberships::load(cognito, pool_id, &groups, slice.shard, dir).await?,
+    };
+    let memberships = Arc::new(memberships);
     let progress = Arc::new(Progress::start_at(
         slice.progress.unwrap_or_default(),
         Some(estimate),
@@ -186,7 +197,7 @@ pub async fn snapshot(
         concurrency: 8,
         progress: progress.then_some("read"),
     };
-    let (pool, groups) = list_users(cognito, &slice, dir, &mut writer, |pool, estimate| {
+    let (pool, groups) = list_users(cognito, &slice, dir, &mut writer, None, |pool, estimate| {
         let prefixes = prefixes(shard, estimate);
         tracing::info!(
             pool = %pool_id,
@@ -410,6 +421,65 @@ impl Memberships {
             .buffer_unordered(GROUPS_AT_ONCE)
             .try_collect::<Vec<()>>()
             .await?;
+        let builder = builder.into_inner().expect("memberships lock");
+        Ok(Memberships {
+            groups: names,
+            index: Some(builder.finish()?),
+        })
+    }
+
+    /// A shard's memberships when its set splits them: the members of only the groups `shard`
+    /// owns, its own users' kept in the index, the others' written to `members` (the members
+    /// file), group by group in the pool's order of groups, each group's members in the order
+    /// Cognito lists them, so a run again writes the same file.
+    async fn load_split(
+        cognito: &Cognito,
+        pool_id: &str,
+        groups: &[GroupRecord],
+        shard: Shard,
+        dir: &Path,
+        members: &mut DataWriter,
+    ) -> Result<Memberships> {
+        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        if groups.is_empty() {
+            return Ok(Memberships {
+                groups: names,
+                index: None,
+            });
+        }
+        let builder = std::sync::Mutex::new(MembershipsBuilder::new(dir, DEFAULT_CHUNK));
+        let shared = &builder;
+        let owned = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| shard.owns_group(&g.name));
+        // Several groups are listed at once; their others' members wait in a spool each and
+        // are written in the groups' order.
+        let mut listed = futures::stream::iter(owned)
+            .map(|(i, group)| async move {
+                let mut others = Spool::new(dir)?;
+                cognito
+                    .for_each_member(pool_id, &group.name, |member| {
+                        let Some(sub) = &member.sub else {
+                            return Ok(());
+                        };
+                        if shard.contains_sub(sub) {
+                            shared
+                                .lock()
+                                .expect("memberships lock")
+                                .add(&member.username, i as u32)
+                        } else {
+                            others.push(&members::Entry::new(&member.username, sub, &group.name))
+                        }
+                    })
+                    .await?;
+                others.finish()
+            })
+            .buffered(GROUPS_AT_ONCE);
+        while let Some(mut others) = listed.try_next().await? {
+            members.append(&mut others)?;
+        }
+        drop(listed);
         let builder = builder.into_inner().expect("memberships lock");
         Ok(Memberships {
             groups: names,

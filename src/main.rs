@@ -6,7 +6,7 @@
 
 use anyhow::{Result, bail};
 use cbr::aws::{self, AwsArgs};
-use cbr::backup_file::{load_identities, missing_from_inputs, repeated_input};
+use cbr::backup_file::{load_identities, missing_from_inputs, names, repeated_input};
 use cbr::cli::{
     BackupArgs, Cli, Command, CompletionsArgs, DiffArgs, ListArgs, OutputFormat, RestoreArgs,
     VerifyArgs,
@@ -225,6 +225,17 @@ async fn verify(aws: &AwsArgs, args: &VerifyArgs) -> Result<Exit> {
 
 async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
     let ids = load_identities(&args.identity)?;
+    // A, or the files given with --in (the shards of a set).
+    let a = match &args.a {
+        Some(a) => vec![a.clone()],
+        None => {
+            let inputs = data_files(args.inputs.clone())?;
+            if let Some(location) = repeated_input(&inputs) {
+                bail!("{} is given more than once", location.display());
+            }
+            inputs
+        }
+    };
     let Some(pool_id) = args.pool_id.clone() else {
         // Two files: no AWS access needed.
         let b = diff::Other::Backup(
@@ -232,7 +243,7 @@ async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
                 .clone()
                 .expect("the command line requires B without --pool-id"),
         );
-        let report = diff::run(&args.a, b, &ids).await?;
+        let report = diff::run(&a, b, &ids).await?;
         return print_result(args.output, &report.text(), &report, report.is_same());
     };
     let (cognito, _) = connect(aws, &user_list_cap(args.max_rps)).await?;
@@ -242,7 +253,7 @@ async fn diff(aws: &AwsArgs, args: &DiffArgs) -> Result<Exit> {
         pool_id,
     };
     let report = tokio::select! {
-        report = diff::run(&args.a, other, &ids) => report?,
+        report = diff::run(&a, other, &ids) => report?,
         _ = interrupted() => return Ok(Exit::Interrupted),
     };
     print_result(args.output, &report.text(), &report, report.is_same())
@@ -289,16 +300,19 @@ async fn connect_s3(
     Ok(())
 }
 
-/// Expands S3 patterns (`s3://bucket/dir/backup-*.json`) and drops manifests from a list of
-/// inputs, so `--in backup-*.json` works as the shell expands it (the glob also matches
-/// `backup-1.meta.json`).
+/// Expands S3 patterns (`s3://bucket/dir/backup-*.json`) and drops manifests and members files
+/// from a list of inputs, so `--in backup-*.json` works as the shell expands it (the glob also
+/// matches `backup-1.meta.json` and `backup-1.members.json`).
 fn data_files(inputs: Vec<Location>) -> Result<Vec<Location>> {
     let data: Vec<_> = Location::expand(inputs)?
         .into_iter()
-        .filter(|p| !p.file_name().ends_with(".meta.json"))
+        .filter(|p| !names::is_companion(&p.file_name()))
         .collect();
     if data.is_empty() {
-        bail!("no backup data files among the inputs, only manifests (*.meta.json)");
+        bail!(
+            "no backup data files among the inputs, only manifests (*.meta.json) or members \
+             files (*.members.json)"
+        );
     }
     Ok(data)
 }

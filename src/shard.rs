@@ -9,8 +9,12 @@
 //! the smallest set of prefixes that tiles it: sixteen aligned sibling prefixes collapse into
 //! their parent.
 //!
-//! This mapping is part of the backup format: the same `k/n` selects the same users in every
-//! version of `cbr`. The tests pin it with fixed expected prefix sets.
+//! A shard also lists the members of some of the pool's groups, so that together the shards
+//! of a set list each group once: group `G` belongs to shard [`owner`]`(G, n)`, the first 8
+//! bytes of the SHA-256 of its name (UTF-8), read as a big-endian number, modulo `n`, plus 1.
+//!
+//! Both mappings are part of the backup format: the same `k/n` selects the same users and the
+//! same groups in every version of `cbr`. The tests pin them with fixed expected values.
 
 use std::fmt;
 use std::str::FromStr;
@@ -96,6 +100,22 @@ impl Shard {
             Ok(v) if digits.len() == d as usize => start <= v && v < end,
             _ => false,
         }
+    }
+}
+
+/// The shard of `total` that lists the members of the group named `group`: the first 8 bytes
+/// of the name's SHA-256 as a big-endian number, modulo `total`, plus 1.
+pub fn owner(group: &str, total: u32) -> u32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(group.as_bytes());
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (head % u64::from(total.max(1))) as u32 + 1
+}
+
+impl Shard {
+    /// Whether this shard lists the members of the group named `group` ([`owner`]).
+    pub fn owns_group(&self, group: &str) -> bool {
+        owner(group, self.total) == self.index
     }
 }
 
@@ -251,6 +271,20 @@ mod tests {
             v.extend(hex_range("6", 0, 5));
             v
         });
+    }
+
+    /// Which shard lists a group's members is part of the file format: never changes.
+    #[test]
+    fn fixed_group_owners() {
+        let owners = |g: &str| [1, 2, 3, 8, MAX_TOTAL].map(|n| owner(g, n));
+        assert_eq!(owners("admins"), [1, 2, 3, 4, 36412]);
+        assert_eq!(owners("everyone"), [1, 1, 2, 5, 39245]);
+        assert_eq!(owners("viewers"), [1, 1, 1, 5, 49621]);
+        assert_eq!(owners("管理者"), [1, 2, 1, 8, 43016]);
+        assert_eq!(owners("🚀-launch-team"), [1, 2, 1, 2, 59106]);
+        assert_eq!(owners(""), [1, 1, 2, 5, 7189]);
+        assert!(shard("3/3").owns_group("admins"));
+        assert!(!shard("1/3").owns_group("admins"));
     }
 
     #[test]

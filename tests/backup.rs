@@ -193,15 +193,84 @@ async fn shards_together_equal_the_full_backup_and_are_disjoint() {
         assert_eq!(manifest["user_count"], part.len());
         union.extend(part);
     }
-    // Disjoint, and together exactly the full backup, records identical (groups included).
+    // Disjoint, and together exactly the full backup, records identical with the memberships
+    // of the set's members files (each group's members are listed by one shard).
     let names = usernames(&union);
     assert_eq!(names.iter().collect::<BTreeSet<_>>().len(), names.len());
-    let key = |v: &Value| v["Username"].as_str().unwrap().to_string();
-    let mut a = full.clone();
-    let mut b = union.clone();
-    a.sort_by_key(key);
-    b.sort_by_key(key);
-    assert_eq!(a, b);
+    let set = records_of_set(env.path(), &["full-1.json", "full-2.json", "full-3.json"]);
+    assert_eq!(normalized(full), set);
+}
+
+/// Together, the shards of a set make at most 10% more UserList calls (ListUsers and
+/// ListUsersInGroup) than one whole backup: each group's members are listed by one shard. On
+/// a synthetic pool of 30,000 users in 21 groups (one holding everyone, names in CJK and with
+/// an emoji), large enough that the shards' extra ListUsers prefixes (one partial page each)
+/// weigh little.
+#[tokio::test]
+async fn shards_together_make_at_most_ten_percent_more_user_list_calls() {
+    let pool = "us-east-1_SplitCount";
+    let spec = format!("{pool}=30000:5");
+    let layer = layer(&[
+        "--quota-scale",
+        "100",
+        "--synthetic-pool",
+        &spec,
+        "--synthetic-everyone",
+        pool,
+    ]);
+    let env = TestEnv::through(&layer.url);
+    assert_ok(&env.cbr(&["backup", "-p", pool, "-o", "whole.json", "--no-progress"]));
+    let whole = user_list_calls(&layer);
+    let whole_total = whole.0 + whole.1;
+    for n in [3u32, 2, 8] {
+        let start = user_list_calls(&layer);
+        for k in 1..=n {
+            let shard = format!("{k}/{n}");
+            let out = format!("s{n}.json");
+            let args = [
+                "backup",
+                "-p",
+                pool,
+                "-o",
+                &out,
+                "--shard",
+                &shard,
+                "--no-progress",
+            ];
+            assert_ok(&env.cbr(&args));
+        }
+        let end = user_list_calls(&layer);
+        let (users, members) = (end.0 - start.0, end.1 - start.1);
+        eprintln!(
+            "UserList calls: whole backup {whole_total} (ListUsers {}, ListUsersInGroup {}); \
+             {n} shards {} (ListUsers {users}, ListUsersInGroup {members})",
+            whole.0,
+            whole.1,
+            users + members
+        );
+        assert_eq!(members, whole.1, "{n} shards list each group once");
+        assert!(
+            (users + members) as f64 <= 1.10 * whole_total as f64,
+            "{n} shards: {} UserList calls, the whole backup {whole_total}",
+            users + members
+        );
+    }
+    // The set of 3 holds the whole backup's records and memberships, and matches the pool.
+    let set = ["s3-1.json", "s3-2.json", "s3-3.json"];
+    assert_eq!(
+        records_of_set(env.path(), &set),
+        normalized(read_backup(&env.path().join("whole.json")))
+    );
+    let mut verify = vec!["verify", "-p", pool, "-i"];
+    verify.extend(set);
+    let out = env.cbr(&verify);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -317,7 +386,6 @@ async fn faults_lose_nothing() {
         std::fs::read(env.path().join("faulty.json")).unwrap()
     );
 
-    let mut union = Vec::new();
     for k in 1..=2 {
         let shard = format!("{k}/2");
         let args = [
@@ -332,13 +400,10 @@ async fn faults_lose_nothing() {
             "20",
         ];
         assert_ok(&cbr(&layer.url, env.path(), &args));
-        union.extend(read_backup(&env.path().join(format!("s-{k}.json"))));
     }
-    let mut a = read_backup(&env.path().join("clean.json"));
-    let key = |v: &Value| v["Username"].as_str().unwrap().to_string();
-    a.sort_by_key(key);
-    union.sort_by_key(key);
-    assert_eq!(a, union);
+    let a = read_backup(&env.path().join("clean.json"));
+    let union = records_of_set(env.path(), &["s-1.json", "s-2.json"]);
+    assert_eq!(normalized(a), union);
 }
 
 /// An expired page token restarts its prefix from the start: nothing lost, nothing twice.

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -427,6 +428,299 @@ async fn sharded_backup_restores_in_one_run_and_duplicates_are_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("more than once"), "{}", stderr(&out));
     assert_eq!(user_count(&c, &other).await, 0);
+}
+
+/// A source pool whose users are in many groups (`users_in_many_groups`), and a shard set of
+/// it in 3 files (`s-1.json` … `s-3.json`) beside a whole backup (`whole.json`), taken through
+/// a layer: returns the UserList calls (ListUsers, ListUsersInGroup) of the whole backup and of
+/// the three shards together.
+async fn split_set(
+    env: &TestEnv,
+    layer: &Server,
+    name: &str,
+    n: usize,
+) -> (String, [(u64, u64); 2]) {
+    let c = client(moto()).await;
+    let source = create_pool(&c, &unique(name), tenant_pool()).await;
+    create_groups(&c, &source).await;
+    seed(&c, &source, &users_in_many_groups(n)).await;
+    let before = user_list_calls(layer);
+    assert_ok(&env.cbr(&["backup", "-p", &source, "-o", "whole.json"]));
+    let whole = user_list_calls(layer);
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        assert_ok(&env.cbr(&["backup", "-p", &source, "-o", "s.json", "--shard", &shard]));
+    }
+    let after = user_list_calls(layer);
+    let calls = [
+        (whole.0 - before.0, whole.1 - before.1),
+        (after.0 - whole.0, after.1 - whole.1),
+    ];
+    (source, calls)
+}
+
+/// Shards split the memberships: each group's members are listed by one shard, the others'
+/// users' memberships go into its members file, and a restore of the whole set brings every
+/// membership back; the restored pool looks restored to verify, diff and a rerun.
+#[tokio::test]
+async fn a_split_shard_set_lists_each_group_once_and_restores_every_membership() {
+    let layer = layer(&[]);
+    let env = TestEnv::through(&layer.url);
+    let (source, [whole, shards]) = split_set(&env, &layer, "split-src", 60).await;
+    eprintln!(
+        "UserList calls: whole backup {} (ListUsers {}, ListUsersInGroup {}); 3 shards {} \
+         (ListUsers {}, ListUsersInGroup {})",
+        whole.0 + whole.1,
+        whole.0,
+        whole.1,
+        shards.0 + shards.1,
+        shards.0,
+        shards.1
+    );
+    // Each group's members are listed once by the set, as often as by the whole backup.
+    assert_eq!(shards.1, whole.1, "ListUsersInGroup calls of the set");
+    let mut listed: Vec<String> = Vec::new();
+    for k in 1..=3 {
+        let manifest = read_json(&env.path().join(format!("s-{k}.meta.json")));
+        let split = &manifest["memberships"];
+        assert_eq!(split["file"], format!("s-{k}.members.json"), "{manifest}");
+        let file = env.path().join(format!("s-{k}.members.json"));
+        assert_eq!(
+            read_backup(&file).len() as u64,
+            split["count"].as_u64().unwrap()
+        );
+        let mode = std::fs::metadata(&file).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        listed.extend(
+            split["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.as_str().unwrap().to_string()),
+        );
+    }
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "admins",
+            "editors",
+            "everyone",
+            "solo",
+            "管理者",
+            "🚀-launch-team"
+        ]
+    );
+    // Together, the set holds exactly the whole backup's records and memberships.
+    assert_eq!(
+        records_of_set(env.path(), &["s-1.json", "s-2.json", "s-3.json"]),
+        normalized(read_backup(&env.path().join("whole.json")))
+    );
+
+    // The whole set, as the shell expands `s-*.json` (manifests and members files too).
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("split-dst"), tenant_pool()).await;
+    let mut inputs: Vec<String> = files_in(env.path())
+        .into_iter()
+        .filter(|f| f.starts_with("s-") && f.ends_with(".json") && !f.contains(".config."))
+        .collect();
+    inputs.sort();
+    assert_eq!(inputs.len(), 9, "{inputs:?}");
+    let mut args = vec!["restore", "-p", &target, "--in"];
+    args.extend(inputs.iter().map(String::as_str));
+    assert_ok(&env.cbr(&args));
+    let restored = snapshot(&c, &target).await;
+    assert_eq!(restored, snapshot(&c, &source).await);
+    assert_eq!(
+        restored
+            .iter()
+            .filter(|u| u.groups.contains(&"everyone".to_string()))
+            .count(),
+        60
+    );
+
+    // Verify and diff: the restored pool and the source match the set.
+    let set = ["s-1.json", "s-2.json", "s-3.json"];
+    for pool in [&target, &source] {
+        let mut verify = vec!["verify", "-p", pool, "-i"];
+        verify.extend(set);
+        let out = env.cbr(&verify);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let out = env.cbr(&["diff", "whole.json", "-p", pool]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let mut diff = vec!["diff", "-p", pool, "--in"];
+        diff.extend(set);
+        let out = env.cbr(&diff);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains("(60 users)"), "{}", stdout(&out));
+    }
+    // A rerun sends no write.
+    let before = layer_writes(&layer);
+    let mut rerun = vec!["restore", "-p", &target, "--update-existing", "-i"];
+    rerun.extend(set);
+    assert_ok(&env.cbr(&rerun));
+    assert_eq!(layer_writes(&layer), before, "{}", layer_stats(&layer));
+
+    // A changed members file is found by verify, and refused by restore before any write.
+    let members = env.path().join("s-3.members.json");
+    let mut entries = read_backup(&members);
+    entries.pop();
+    std::fs::write(&members, serde_json::to_vec_pretty(&entries).unwrap()).unwrap();
+    let out = env.cbr(&["verify", "-i", "s-3.json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("changed or damaged"),
+        "{}",
+        stdout(&out)
+    );
+    let other = create_pool(&c, &unique("split-damaged"), tenant_pool()).await;
+    let out = env.cbr(&[
+        "restore", "-p", &other, "-i", "s-1.json", "s-2.json", "s-3.json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("changed or damaged"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(user_count(&c, &other).await, 0);
+}
+
+/// A shard set written before memberships were split (every record with all its groups, no
+/// members file, a manifest without `memberships`) still restores every membership.
+#[tokio::test]
+async fn a_shard_set_of_an_older_version_still_restores_every_membership() {
+    let layer = layer(&[]);
+    let env = TestEnv::through(&layer.url);
+    let (source, _) = split_set(&env, &layer, "old-set-src", 30).await;
+    // Rewrite the set as older versions wrote it: the whole backup's records (all groups) of
+    // each shard's users, each manifest without `memberships`, with the new file's SHA-256.
+    let whole = read_backup(&env.path().join("whole.json"));
+    for k in 1..=3 {
+        let data = env.path().join(format!("s-{k}.json"));
+        let names: BTreeSet<String> = read_backup(&data)
+            .iter()
+            .map(|r| r["Username"].as_str().unwrap().to_string())
+            .collect();
+        let records: Vec<&Value> = whole
+            .iter()
+            .filter(|r| names.contains(r["Username"].as_str().unwrap()))
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&records).unwrap();
+        std::fs::write(&data, &bytes).unwrap();
+        std::fs::remove_file(env.path().join(format!("s-{k}.members.json"))).unwrap();
+        let meta = env.path().join(format!("s-{k}.meta.json"));
+        let mut manifest = read_json(&meta);
+        manifest.as_object_mut().unwrap().remove("memberships");
+        manifest["sha256"] = Value::String(format!("{:x}", sha2::Sha256::digest(&bytes)));
+        std::fs::write(&meta, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    }
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("old-set-dst"), tenant_pool()).await;
+    let set = ["s-1.json", "s-2.json", "s-3.json"];
+    let mut args = vec!["restore", "-p", &target, "-i"];
+    args.extend(set);
+    assert_ok(&env.cbr(&args));
+    assert_eq!(snapshot(&c, &target).await, snapshot(&c, &source).await);
+    let mut verify = vec!["verify", "-p", &target, "-i"];
+    verify.extend(set);
+    let out = env.cbr(&verify);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// `--partial` with one file of a split set: its users, with their memberships in the groups
+/// that shard listed and no other; a warning names the groups left out. Into a pool that has
+/// the users with all their groups, `--update-existing` removes none of the others.
+#[tokio::test]
+async fn part_of_a_split_set_restores_the_memberships_its_shards_listed() {
+    let layer = layer(&[]);
+    let env = TestEnv::through(&layer.url);
+    let (source, _) = split_set(&env, &layer, "split-part-src", 40).await;
+    let c = client(moto()).await;
+    let target = create_pool(&c, &unique("split-part-dst"), tenant_pool()).await;
+    let out = env.cbr(&["restore", "-p", &target, "-i", "s-2.json", "--partial"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out)
+            .contains("memberships in the groups the missing shards listed are not restored")
+            && stderr(&out).contains("admins, editors, 管理者, 🚀-launch-team"),
+        "{}",
+        stderr(&out)
+    );
+    // Shard 2 listed `everyone` and `solo`.
+    let listed = ["everyone", "solo"];
+    let mine: BTreeSet<String> = read_backup(&env.path().join("s-2.json"))
+        .iter()
+        .map(|r| r["Username"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<Snapshot> = snapshot(&c, &source)
+        .await
+        .into_iter()
+        .filter(|u| mine.contains(&u.username))
+        .map(|mut u| {
+            u.groups.retain(|g| listed.contains(&g.as_str()));
+            u
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(snapshot(&c, &target).await, expected);
+    let solo = expected
+        .iter()
+        .any(|u| u.groups.contains(&"solo".to_string()));
+    assert_eq!(solo, mine.contains("user00007"));
+
+    // The whole set first, then shard 2 again with --update-existing: nothing removed.
+    let full = create_pool(&c, &unique("split-part-full"), tenant_pool()).await;
+    assert_ok(&env.cbr(&[
+        "restore", "-p", &full, "-i", "s-1.json", "s-2.json", "s-3.json",
+    ]));
+    let before = layer_writes(&layer);
+    assert_ok(&env.cbr(&[
+        "restore",
+        "-p",
+        &full,
+        "-i",
+        "s-2.json",
+        "--partial",
+        "--update-existing",
+    ]));
+    assert_eq!(layer_writes(&layer), before, "{}", layer_stats(&layer));
+    assert_eq!(snapshot(&c, &full).await, snapshot(&c, &source).await);
+    // Verify of the one file compares the memberships it covers and says what it did not.
+    let out = env.cbr(&["verify", "-p", &full, "-i", "s-2.json"]);
+    assert!(
+        stdout(&out).contains("in groups the shards not given listed"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[tokio::test]

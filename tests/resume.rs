@@ -158,6 +158,55 @@ async fn a_killed_backup_resumes_to_the_file_an_uninterrupted_one_writes() {
     );
 }
 
+/// A shard's backup killed part way and resumed writes the data file and the members file an
+/// uninterrupted backup of the shard writes (the groups' members are listed again).
+#[tokio::test]
+async fn a_killed_shard_resumes_to_the_files_an_uninterrupted_one_writes() {
+    let c = client(moto()).await;
+    let pool = create_pool(&c, &unique("resume-shard"), tenant_pool()).await;
+    create_groups(&c, &pool).await;
+    seed(&c, &pool, &users_in_many_groups(90)).await;
+    let shard = ["--shard", "2/3"];
+    let fresh = tempfile::tempdir().unwrap();
+    let mut args = vec!["backup", "-p", &pool];
+    args.extend(shard);
+    assert_ok(&cbr(moto(), fresh.path(), &args));
+    let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+    let members = read(fresh.path(), "backup-2.members.json");
+    assert!(!read_backup(&fresh.path().join("backup-2.members.json")).is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join(".backup-2.json.resume");
+    let slow = layer(&["--op-latency", "ListUsers=300"]);
+    let mut slow_args = args.clone();
+    slow_args.extend(SLOW);
+    let child = cbr_command(&slow.url, dir.path(), &slow_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = stop_after(child, 3, "-KILL", || async { local_state(&state_dir) }).await;
+    assert!(finished(&state) < prefixes(&state), "{state}");
+    assert!(!dir.path().join("backup-2.members.json").exists());
+    args.push("--resume");
+    let out = cbr(moto(), dir.path(), &args);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("resuming the backup started at"));
+    assert!(read(dir.path(), "backup-2.json") == read(fresh.path(), "backup-2.json"));
+    assert!(read(dir.path(), "backup-2.members.json") == members);
+    let manifest = read_json(&dir.path().join("backup-2.meta.json"));
+    assert_eq!(manifest["memberships"]["sha256"], sha256_hex(&members));
+    assert_eq!(
+        files_in(dir.path()),
+        [
+            "backup-2.config.json",
+            "backup-2.json",
+            "backup-2.members.json",
+            "backup-2.meta.json"
+        ]
+    );
+}
+
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)

@@ -105,9 +105,11 @@ async fn a_shard_set_on_s3_is_found_by_its_pattern() {
         [
             "set/b-1.config.json",
             "set/b-1.json.gz",
+            "set/b-1.members.json.gz",
             "set/b-1.meta.json",
             "set/b-2.config.json",
             "set/b-2.json.gz",
+            "set/b-2.members.json.gz",
             "set/b-2.meta.json"
         ]
     );

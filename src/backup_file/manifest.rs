@@ -43,6 +43,26 @@ pub struct Manifest {
     /// The pool's groups; every shard of a backup carries all of them.
     #[serde(default)]
     pub groups: Vec<GroupRecord>,
+    /// For a shard whose set splits the listing of the groups' members between its shards:
+    /// which groups this shard listed, and the members file that holds those of their members
+    /// who are other shards' users. Absent: each record's `Groups` is complete (a backup of
+    /// the whole pool, or a shard of a set written before memberships were split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memberships: Option<SplitMemberships>,
+}
+
+/// The memberships one shard of a set listed ([`crate::shard::owner`] says which groups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMemberships {
+    /// The groups whose members this shard listed: its own users' memberships in them are in
+    /// their records' `Groups`, other shards' users' in the members file.
+    pub groups: Vec<String>,
+    /// The members file's name (no directory), beside the data file.
+    pub file: String,
+    /// SHA-256 of the members file's bytes as stored, lower-case hex.
+    pub sha256: String,
+    /// The number of memberships in the members file.
+    pub count: u64,
 }
 
 /// A group definition, as ListGroups returns it.

@@ -67,6 +67,34 @@ fn split_extension(path: &Location) -> (String, String) {
     }
 }
 
+/// The members file of a shard whose set splits the memberships, beside its data file, with
+/// the data file's extension: `backup-2.json` → `backup-2.members.json`, `b-1.json.gz.age` →
+/// `b-1.members.json.gz.age`.
+pub fn members_path(data: &Location) -> Location {
+    let (stem, ext) = split_extension(data);
+    data.with_file_name(&format!("{stem}.members{ext}"))
+}
+
+/// Whether a file name is a backup's companion rather than a data file: a manifest, or a
+/// members file (a shell's `backup-*.json` matches both).
+pub fn is_companion(name: &str) -> bool {
+    let members = [
+        "",
+        ".json",
+        ".json.gz",
+        ".json.age",
+        ".json.gz.age",
+        ".gz",
+        ".age",
+    ]
+    .iter()
+    .any(|ext| {
+        name.strip_suffix(&format!(".members{ext}"))
+            .is_some_and(|stem| !stem.is_empty())
+    });
+    name.ends_with(".meta.json") || members
+}
+
 /// The configuration file's name for a data file: `backup.json` → `backup.config.json`
 /// (`backup.config.json.age` when encrypted), `backup-2.json` → `backup-2.config.json`.
 pub fn config_path(data: &Location, encrypted: bool) -> Location {
@@ -143,6 +171,16 @@ mod tests {
         );
         assert_eq!(manifest_path(&p("b.json.gz.age")), p("b.meta.json"));
         assert_eq!(manifest_path(&p("backup")), p("backup.meta.json"));
+        assert_eq!(members_path(&p("d/b-2.json")), p("d/b-2.members.json"));
+        assert_eq!(
+            members_path(&p("s3://bkt/b-1.json.gz.age")),
+            p("s3://bkt/b-1.members.json.gz.age")
+        );
+        assert_eq!(members_path(&p("b-3")), p("b-3.members"));
+        assert!(is_companion("b-2.members.json.gz") && is_companion("b-2.meta.json"));
+        assert!(is_companion("b-2.members") && is_companion("b-2.members.json.gz.age"));
+        assert!(!is_companion("b-2.json") && !is_companion("members.json"));
+        assert!(!is_companion("team.members-2.json"));
         for name in ["backup.json", "b", "dir/b.json.gz.age", "x.tar.gz"] {
             assert_eq!(unshard_path(&shard_path(&p(name), 7), 7), Some(p(name)));
         }

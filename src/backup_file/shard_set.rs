@@ -98,6 +98,7 @@ mod tests {
             compression: None,
             encryption: None,
             groups: vec![],
+            memberships: None,
         }
     }
 

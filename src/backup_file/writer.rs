@@ -35,7 +35,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Formats one record as it appears in the data file: pretty-printed with two spaces, indented
 /// one level inside the array, preceded by the `,\n` that separates it from the one before.
-pub fn format_record(record: &UserRecord) -> Result<Vec<u8>> {
+pub fn format_record(record: &impl serde::Serialize) -> Result<Vec<u8>> {
     let body = serde_json::to_vec_pretty(record)?;
     let mut out = Vec::with_capacity(body.len() + body.len() / 8 + 4);
     out.extend_from_slice(b",\n  ");
@@ -163,7 +163,9 @@ impl Spool {
         self.out.as_mut().expect("a spool's file")
     }
 
-    pub fn push(&mut self, record: &UserRecord) -> Result<()> {
+    /// Adds a record: a user record, or anything written in the same way (a members file's
+    /// entries).
+    pub fn push(&mut self, record: &impl serde::Serialize) -> Result<()> {
         let bytes = format_record(record)?;
         self.out()
             .write_all(&bytes)

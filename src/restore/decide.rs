@@ -5,7 +5,7 @@
 use super::PasswordMode;
 use super::report::Withheld;
 use super::sub_map::SubMap;
-use crate::backup_file::{EXTERNAL_PROVIDER, UserRecord};
+use crate::backup_file::{EXTERNAL_PROVIDER, SetMembers, UserRecord};
 use crate::cognito::PoolInfo;
 use crate::compare::UserDiff;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub struct Rules {
     pub password_mode: PasswordMode,
     /// Earlier restores into the pool: who became whom.
     pub sub_map: Arc<SubMap>,
+    /// The memberships the members files of a split shard set add to its records, and the
+    /// groups the inputs cover: memberships in other groups are neither added nor removed.
+    pub members: Arc<SetMembers>,
 }
 
 /// Users who could sign in before come back CONFIRMED with a random password (in the default
@@ -111,6 +114,17 @@ pub fn plan_user(
     }
     let Some(have) = have else {
         return step;
+    };
+    // Part of a split shard set says nothing of the groups the other shards listed.
+    let restricted;
+    let have = match rules.members.covered() {
+        Some(_) => {
+            let mut h = have.clone();
+            rules.members.restrict(&mut h.groups);
+            restricted = h;
+            &restricted
+        }
+        None => have,
     };
     let diff = UserDiff::between(want, have);
     if !diff.same_attributes() && !rules.sub_map.same_person(want, have) {
@@ -256,6 +270,7 @@ mod tests {
             update_existing,
             password_mode: PasswordMode::Permanent,
             sub_map: Arc::default(),
+            members: Arc::default(),
         }
     }
     #[allow(non_snake_case)]

@@ -25,7 +25,7 @@ pub mod target;
 
 pub use report::Report;
 
-use crate::backup_file::{GroupRecord, Identities, names};
+use crate::backup_file::{GroupRecord, Identities, SetMembers, names};
 use crate::cognito::{Cognito, PoolInfo};
 use crate::location::Location;
 use crate::selection::Selection;
@@ -115,10 +115,28 @@ pub async fn run(
             .insert("federated (EXTERNAL_PROVIDER)".into(), inv.federated);
     }
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let members = SetMembers::load(&opts.inputs, &ids, dir.path(), !opts.ignore_checksum)?;
+    if let Some(covered) = members.covered() {
+        let lacking: Vec<&str> = inv
+            .groups
+            .keys()
+            .filter(|g| !covered.contains(*g))
+            .map(String::as_str)
+            .collect();
+        if !lacking.is_empty() {
+            tracing::warn!(
+                "these inputs are part of a shard set that splits the memberships: memberships \
+                 in the groups the missing shards listed are not restored, and those the pool \
+                 has are left alone: {}",
+                lacking.join(", ")
+            );
+        }
+    }
     let rules = Rules {
         update_existing: opts.update_existing,
         password_mode: opts.password_mode,
         sub_map: Arc::new(known),
+        members: Arc::new(members),
     };
     // The whole plan comes before any write when it is to be shown, or when the pool has
     // triggers that only the plan's creations (if any) would run.

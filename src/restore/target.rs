@@ -190,11 +190,13 @@ impl<S: Steps> Planner<S> {
             let file = tempfile::tempfile_in(&self.dir)?;
             self.buckets.push(Some(BufWriter::new(file)));
         }
+        let members = self.rules.members.clone();
         for path in &opts.inputs {
-            for_each_record(path, ids, |_, user| {
+            for_each_record(path, ids, |_, mut user| {
                 if !opts.selection.selects(&user) {
                     return Ok(());
                 }
+                members.complete(&mut user)?;
                 let sub = self.rules.sub_map.pool_sub(&user);
                 match sub.and_then(|sub| prefix_of(prefixes, sub)) {
                     Some(i) => {
@@ -413,8 +415,9 @@ async fn look_up<S: Steps>(
 ) -> Result<(S, u64)> {
     let mut wanted = Vec::new();
     for path in &opts.inputs {
-        for_each_record(path, ids, |_, user| {
+        for_each_record(path, ids, |_, mut user| {
             if opts.selection.selects(&user) {
+                rules.members.complete(&mut user)?;
                 wanted.push(user);
             }
             Ok(())

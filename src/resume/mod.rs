@@ -113,8 +113,12 @@ pub fn open(id: &Identity, resume: bool) -> Result<Start> {
     let path = names::resume_state_file(&dir);
     let (start, found) = find(id, resume, &dir, &path)?;
     if found {
-        // The run that stopped may have been killed while it wrote the data file.
-        let removed = id.output.remove_leftovers()?;
+        // The run that stopped may have been killed while it wrote the data file (or a
+        // shard's members file).
+        let mut removed = id.output.remove_leftovers()?;
+        if id.shard.is_some() {
+            removed += names::members_path(&id.output).remove_leftovers()?;
+        }
         if removed > 0 {
             tracing::info!(
                 "removed {removed} temporary file(s) of a stopped run of {}",

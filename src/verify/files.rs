@@ -1,5 +1,6 @@
 //! Each backup file checked against its manifest: every record parses, the SHA-256 and the user
-//! count match; an encrypted file without its key, by its SHA-256 alone.
+//! count match (and those of a shard's members file); an encrypted file without its key, by its
+//! SHA-256 alone.
 
 use super::FileCheck;
 use crate::backup_file::{
@@ -54,6 +55,30 @@ pub fn check_file(path: &Location, ids: &Identities) -> Result<(FileCheck, Optio
         )),
         Ok(_) => {}
         Err(e) => check.problems.push(format!("{e:#}")),
+    }
+    if let Some(split) = &manifest.memberships {
+        let file = path.with_file_name(&split.file);
+        match sha256_file(&file) {
+            Ok(sum) if sum != split.sha256 => check.problems.push(format!(
+                "members file {}: SHA-256 is {sum}, the manifest says {}: the file was changed \
+                 or damaged",
+                file.display(),
+                split.sha256
+            )),
+            Ok(_) if check.records_read => match for_each_record(&file, ids, |_, _| Ok(())) {
+                Ok(n) if n != split.count => check.problems.push(format!(
+                    "members file {}: {n} memberships, the manifest says {}",
+                    file.display(),
+                    split.count
+                )),
+                Ok(_) => {}
+                Err(e) => check.problems.push(format!("{e:#}")),
+            },
+            Ok(_) => {}
+            Err(e) => check
+                .problems
+                .push(format!("members file {}: {e:#}", file.display())),
+        }
     }
     if !check.records_read {
         check.users = Some(manifest.user_count);

@@ -4,7 +4,7 @@
 
 use super::{Difference, GroupDifference, NotCompared, Options, PoolComparison};
 use crate::backup_file::{
-    EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, UserRecord, for_each_record,
+    EXTERNAL_PROVIDER, GroupRecord, Identities, Manifest, SetMembers, UserRecord, for_each_record,
 };
 use crate::cognito::Cognito;
 use crate::compare::{Comparison, Identity, Pairs};
@@ -88,9 +88,13 @@ pub async fn compare_with_pool(
         examples_different: vec![],
         examples_groups_different: vec![],
     };
-    for_each_record(&snapshot.data, &Identities::default(), |_, user| {
+    // A split shard set's memberships are in its records and its members files; part of the
+    // set covers only the groups its shards listed.
+    let members = SetMembers::load(&args.inputs, ids, dir.path(), false)?;
+    for_each_record(&snapshot.data, &Identities::default(), |_, mut user| {
         if in_scope(&user) {
             cmp.users_in_pool += 1;
+            members.restrict(&mut user.groups);
             pairs.have(&user)?;
         }
         Ok(())
@@ -103,7 +107,8 @@ pub async fn compare_with_pool(
     let mut wanted_groups: BTreeSet<String> = definitions.keys().cloned().collect();
     let mut without_memberships = 0u64;
     for path in &args.inputs {
-        for_each_record(path, ids, |_, user| {
+        for_each_record(path, ids, |_, mut user| {
+            members.complete(&mut user)?;
             cmp.users_in_backup += 1;
             wanted_groups.extend(user.groups().iter().cloned());
             without_memberships += u64::from(user.groups.is_none());
@@ -177,6 +182,22 @@ pub async fn compare_with_pool(
     }
 
     let mut not_compared = Vec::new();
+    if let Some(covered) = members.covered() {
+        let others: Vec<&str> = live_groups
+            .keys()
+            .filter(|g| !covered.contains(*g))
+            .map(String::as_str)
+            .collect();
+        if !others.is_empty() {
+            not_compared.push(NotCompared {
+                what: "group memberships".to_string(),
+                why: format!(
+                    "in groups the shards not given listed ({})",
+                    others.join(", ")
+                ),
+            });
+        }
+    }
     if without_memberships > 0 && !live_groups.is_empty() {
         not_compared.push(NotCompared {
             what: "group memberships".to_string(),

@@ -524,3 +524,114 @@ pub fn fixture(name: &str, dir: &Path) -> PathBuf {
     std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
     dst
 }
+
+/// The `sub` of a record (or a members file's entry) read as JSON.
+pub fn sub_of(record: &Value) -> String {
+    record["Attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["Name"] == "sub")
+        .and_then(|a| a["Value"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Records with their `Groups` sorted, the records sorted by username: to compare backups
+/// whatever order their groups were written in.
+pub fn normalized(mut records: Vec<Value>) -> Vec<Value> {
+    for r in &mut records {
+        if let Some(groups) = r.get_mut("Groups").and_then(Value::as_array_mut) {
+            groups.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+    records.sort_by(|a, b| a["Username"].as_str().cmp(&b["Username"].as_str()));
+    records
+}
+
+/// The records of the plain data files `files` (shards of one set, in `dir`), each with the
+/// memberships the set's members files (`<stem>.members.json`, where there is one) hold for
+/// it (same username and sub) added to its `Groups`; [`normalized`].
+pub fn records_of_set(dir: &Path, files: &[&str]) -> Vec<Value> {
+    let mut entries: Vec<Value> = Vec::new();
+    let mut records: Vec<Value> = Vec::new();
+    for file in files {
+        records.extend(read_backup(&dir.join(file)));
+        let stem = file.strip_suffix(".json").unwrap_or(file);
+        let members = dir.join(format!("{stem}.members.json"));
+        if members.exists() {
+            entries.extend(read_backup(&members));
+        }
+    }
+    let key = |r: &Value| {
+        (
+            r["Username"].as_str().unwrap_or_default().to_string(),
+            sub_of(r),
+        )
+    };
+    let at: std::collections::HashMap<(String, String), usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key(r), i))
+        .collect();
+    for e in &entries {
+        if let Some(&i) = at.get(&key(e)) {
+            let groups = records[i]["Groups"]
+                .as_array_mut()
+                .expect("a record with Groups");
+            for g in e["Groups"].as_array().unwrap() {
+                if !groups.contains(g) {
+                    groups.push(g.clone());
+                }
+            }
+        }
+    }
+    normalized(records)
+}
+
+/// The UserList calls a layer has answered so far: (ListUsers, ListUsersInGroup).
+pub fn user_list_calls(layer: &Server) -> (u64, u64) {
+    let stats = layer_stats(layer);
+    let calls = |op: &str| stats["ops"][op]["calls"].as_u64().unwrap_or(0);
+    (calls("ListUsers"), calls("ListUsersInGroup"))
+}
+
+/// The writes a layer has passed on so far: every call that changes a pool.
+pub fn layer_writes(layer: &Server) -> u64 {
+    let stats = layer_stats(layer);
+    stats["ops"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(op, _)| {
+            !["List", "Describe", "Get", "AdminGet", "AdminList"]
+                .iter()
+                .any(|read| op.starts_with(read))
+        })
+        .map(|(_, v)| v["calls"].as_u64().unwrap())
+        .sum()
+}
+
+/// Varied users (as [`varied_users`]) in more groups: `everyone` holds every user, two small
+/// groups have non-Latin and emoji names, and `solo` holds one user. With 3 shards, shard 1
+/// lists `editors`, `管理者` and `🚀-launch-team`, shard 2 `everyone` and `solo`, shard 3
+/// `admins`.
+pub fn users_in_many_groups(n: usize) -> Vec<Seed> {
+    varied_users(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.groups.push("everyone".into());
+            if i % 9 == 2 {
+                s.groups.push("管理者".into());
+            }
+            if i % 11 == 4 {
+                s.groups.push("🚀-launch-team".into());
+            }
+            if i == 7 {
+                s.groups.push("solo".into());
+            }
+            s
+        })
+        .collect()
+}
