@@ -60,6 +60,7 @@ case_insensitive: usernames, the console's default pool).
 """
 
 import argparse
+import gzip
 import importlib.util
 import json
 import os
@@ -1533,10 +1534,11 @@ def measure_scale(argv, env, stdout_path, stderr_path, timeout, dirs, kill_when=
 
 
 def count_records(path):
-    """User records in a cbr data file, read as a stream: it is pretty-printed with two-space
-    indents, so each record has one line starting with four spaces and "Username"."""
+    """User records in a cbr data file (plain or .gz), read as a stream: it is pretty-printed
+    with two-space indents, so each record has one line starting with four spaces and
+    "Username"."""
     n = 0
-    with open(path, "rb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         for line in f:
             if line.startswith(b'    "Username": '):
                 n += 1
@@ -1556,7 +1558,8 @@ class ScaleScenario(Scenario):
     name = "scale"
     POOL = "us-east-1_Scale"
     SEED = "42"
-    STEPS = {"backup": "cbr backup", "resume": "cbr backup killed at ~50 %, then --resume",
+    STEPS = {"backup": "cbr backup", "backup-gz": "cbr backup to a .json.gz",
+             "resume": "cbr backup killed at ~50 %, then --resume",
              "dry-run": "cbr restore --dry-run (reads the whole pool)"}
 
     def __init__(self, args):
@@ -1679,7 +1682,7 @@ class ScaleScenario(Scenario):
             result.ok, result.note = True, "n/a: `cbr backup --help` has no --resume"
             result.extra["na"] = True
             return result
-        out = os.path.join(out_dir, "backup.json")
+        out = os.path.join(out_dir, "backup.json.gz" if step == "backup-gz" else "backup.json")
         if step == "dry-run":
             source = self.backups.get(run.tool) or self.backup_unmeasured(run.tool)
             for name in os.listdir(source):  # the backup beside it, as hard links
@@ -1927,7 +1930,8 @@ def main():
                                   "cbr-1k; restore: cbr-restore, cbr-restore-c1; quotas2x: "
                                   "backup-1x, backup-2x, restore-1x, restore-2x; rerun: "
                                   "rerun-list, rerun, rerun-before; rollback: rollback; "
-                                  "scale: scale-backup, scale-resume, scale-dry-run and "
+                                  "scale: scale-backup, scale-backup-gz, scale-resume, "
+                                  "scale-dry-run and "
                                   "each with -before)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
