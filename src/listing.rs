@@ -125,7 +125,7 @@ pub async fn list_users(
                     // Keeping is blocking work (files, S3 uploads, a lock held across them):
                     // this worker's other tasks move to another thread meanwhile.
                     Some(keeper) => tokio::task::block_in_place(|| keeper.keep(&prefix, spooled)),
-                    None => Ok(spooled),
+                    None => Ok(Some(spooled)),
                 }
             };
             let _ = tx.send(listed.await);
@@ -150,10 +150,17 @@ pub async fn list_users(
                 .append_kept(&prefix, writer)?;
             continue;
         };
-        let mut spooled = rx
+        let spooled = rx
             .await
             .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
-        writer.append(&mut spooled)?;
+        match spooled {
+            Some(mut spooled) => writer.append(&mut spooled)?,
+            // Kept, its spool gone: appended from the kept copy.
+            None => keeper
+                .as_ref()
+                .expect("only a keeper keeps")
+                .append_kept(&prefix, writer)?,
+        }
     }
     progress.finish();
     // Every task has handed its spool over; let them end, and drop what they hold.

@@ -30,12 +30,13 @@ use std::sync::Mutex;
 pub trait Keeper: Send + Sync {
     /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
     fn kept(&self, prefix: &str) -> Option<u64>;
-    /// Appends a kept prefix's users to the data file.
+    /// Appends the users of a prefix kept by an earlier run or by this one to the data file.
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
-    /// Keeps a prefix just listed; returns the spool to append from (the kept copy or this one).
-    /// It may block: it is called from a worker thread of the multi-threaded runtime, in
+    /// Keeps a prefix just listed; returns the spool to append from, or `None` when the kept
+    /// copy is appended in its turn ([`Keeper::append_kept`]) and the spool is gone. It may
+    /// block: it is called from a worker thread of the multi-threaded runtime, in
     /// `block_in_place`.
-    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Spooled>;
+    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Option<Spooled>>;
 }
 
 /// The layout of `state.json` and its spools; a state of another layout is not read.
@@ -402,7 +403,16 @@ impl Keeper for State {
     }
 
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()> {
-        let f = &self.kept[prefix];
+        let f = match self.kept.get(prefix) {
+            Some(f) => f.clone(),
+            None => self
+                .file
+                .lock()
+                .expect("state lock")
+                .as_ref()
+                .and_then(|file| file.finished.iter().find(|f| f.prefix == prefix).cloned())
+                .with_context(|| format!("prefix {prefix:?} is not kept in {}", self.dir))?,
+        };
         let path = names::resume_spool_file(&self.dir, prefix);
         let mut reader = Hashing::new(path.open()?);
         writer
@@ -419,9 +429,9 @@ impl Keeper for State {
         Ok(())
     }
 
-    fn keep(&self, prefix: &str, mut spool: Spooled) -> Result<Spooled> {
+    fn keep(&self, prefix: &str, mut spool: Spooled) -> Result<Option<Spooled>> {
         if self.file.lock().expect("state lock").is_none() {
-            return Ok(spool);
+            return Ok(Some(spool));
         }
         let path = names::resume_spool_file(&self.dir, prefix);
         let mut out = Hashing::new(path.create()?);
@@ -432,7 +442,7 @@ impl Keeper for State {
         {
             let mut file = self.file.lock().expect("state lock");
             let Some(file) = file.as_mut() else {
-                return Ok(spool);
+                return Ok(Some(spool));
             };
             file.finished.push(Finished {
                 prefix: prefix.to_string(),
@@ -443,11 +453,9 @@ impl Keeper for State {
             self.save(file)?;
         }
         tracing::debug!(prefix, users, bytes, "prefix kept in the resume state");
-        // On disk the kept copy is the one to append from: the temporary spool goes.
-        match path.as_local() {
-            Some(local) => Spooled::open(local, users),
-            None => Ok(spool),
-        }
+        // The kept copy is the one to append from, read back in its turn (from S3 for an S3
+        // output): the temporary spool goes now, so listed prefixes do not wait on local disk.
+        Ok(None)
     }
 }
 
