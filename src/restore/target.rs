@@ -159,7 +159,7 @@ struct Pending {
 
 /// The decisions of a listing, on a thread of its own, in memory bounded by one prefix of the
 /// pool: backup users wait in files by `sub` prefix (`buckets`) or by key (`join`), compressed
-/// (`packed`); the pool's users are kept with what the decisions read of them (`matching`).
+/// (`packed`); users are kept with what the decisions read of them (`matching`).
 struct Planner<S> {
     pool: PoolInfo,
     identity: Identity,
@@ -195,6 +195,7 @@ impl<S: Steps> Planner<S> {
                 if !opts.selection.selects(&user) {
                     return Ok(());
                 }
+                let user = matching(user);
                 let sub = self.rules.sub_map.pool_sub(&user);
                 match sub.and_then(|sub| prefix_of(prefixes, sub)) {
                     Some(i) => self.buckets[i].as_mut().expect("bucket").push(&user)?,
@@ -382,8 +383,8 @@ impl<S: Steps> Planner<S> {
     }
 }
 
-/// A pool user as the decisions read it: without its dates, which no decision compares (they
-/// take a fifth of a compressed user).
+/// A user of the backup or the pool as the decisions and the steps read it: without its dates,
+/// which none reads (they take a fourth of a compressed user), once the selection has seen them.
 fn matching(user: UserRecord) -> UserRecord {
     UserRecord {
         user_create_date: None,
