@@ -153,14 +153,19 @@ pub async fn list_users(
         let spooled = rx
             .await
             .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
-        match spooled {
-            Some(mut spooled) => writer.append(&mut spooled)?,
-            // Kept, its spool gone: appended from the kept copy.
-            None => keeper
-                .as_ref()
-                .expect("only a keeper keeps")
-                .append_kept(&prefix, writer)?,
-        }
+        let mut spooled = match spooled {
+            Some(spooled) => spooled,
+            // Kept in S3 without a spool: a copy is fetched on a thread of its own (reading S3
+            // blocks on the runtime, which this thread drives).
+            None => {
+                let keeper = keeper.clone().expect("only a keeper keeps");
+                let (prefix, dir) = (prefix.clone(), dir.to_path_buf());
+                tokio::task::spawn_blocking(move || keeper.fetch_kept(&prefix, &dir))
+                    .await
+                    .context("fetching a kept prefix")??
+            }
+        };
+        writer.append(&mut spooled)?;
     }
     progress.finish();
     // Every task has handed its spool over; let them end, and drop what they hold.

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
@@ -30,13 +31,16 @@ use std::sync::Mutex;
 pub trait Keeper: Send + Sync {
     /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
     fn kept(&self, prefix: &str) -> Option<u64>;
-    /// Appends the users of a prefix kept by an earlier run or by this one to the data file.
+    /// Appends a kept prefix's users to the data file.
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
-    /// Keeps a prefix just listed; returns the spool to append from, or `None` when the kept
-    /// copy is appended in its turn ([`Keeper::append_kept`]) and the spool is gone. It may
-    /// block: it is called from a worker thread of the multi-threaded runtime, in
-    /// `block_in_place`.
+    /// Keeps a prefix just listed; returns the spool to append from, or `None` when the spool is
+    /// gone and the kept copy is fetched in its turn ([`Keeper::fetch_kept`]). It may block: it
+    /// is called from a worker thread of the multi-threaded runtime, in `block_in_place`.
     fn keep(&self, prefix: &str, spool: Spooled) -> Result<Option<Spooled>>;
+    /// A copy of a prefix this run kept without a spool, checked against the state (size and
+    /// SHA-256), in an unnamed temporary file in `dir`. It blocks: it is called on a thread of
+    /// its own (`spawn_blocking`), never on the thread that writes the data file.
+    fn fetch_kept(&self, prefix: &str, dir: &Path) -> Result<Spooled>;
 }
 
 /// The layout of `state.json` and its spools; a state of another layout is not read.
@@ -403,16 +407,7 @@ impl Keeper for State {
     }
 
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()> {
-        let f = match self.kept.get(prefix) {
-            Some(f) => f.clone(),
-            None => self
-                .file
-                .lock()
-                .expect("state lock")
-                .as_ref()
-                .and_then(|file| file.finished.iter().find(|f| f.prefix == prefix).cloned())
-                .with_context(|| format!("prefix {prefix:?} is not kept in {}", self.dir))?,
-        };
+        let f = &self.kept[prefix];
         let path = names::resume_spool_file(&self.dir, prefix);
         let mut reader = Hashing::new(path.open()?);
         writer
@@ -453,9 +448,33 @@ impl Keeper for State {
             self.save(file)?;
         }
         tracing::debug!(prefix, users, bytes, "prefix kept in the resume state");
-        // The kept copy is the one to append from, read back in its turn (from S3 for an S3
-        // output): the temporary spool goes now, so listed prefixes do not wait on local disk.
-        Ok(None)
+        // The kept copy is the one to append from: on disk, the temporary spool goes now; for
+        // S3 it goes too, and the copy is fetched in its turn, so listed prefixes do not wait
+        // on local disk.
+        match path.as_local() {
+            Some(local) => Spooled::open(local, users).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn fetch_kept(&self, prefix: &str, dir: &Path) -> Result<Spooled> {
+        let f = self
+            .file
+            .lock()
+            .expect("state lock")
+            .as_ref()
+            .and_then(|file| file.finished.iter().find(|f| f.prefix == prefix).cloned())
+            .with_context(|| format!("prefix {prefix:?} is not kept in {}", self.dir))?;
+        let path = names::resume_spool_file(&self.dir, prefix);
+        let mut reader = Hashing::new(path.open()?);
+        let mut copy = tempfile::tempfile_in(dir)
+            .with_context(|| format!("creating a spool file in {}", dir.display()))?;
+        io::copy(&mut reader, &mut copy).with_context(|| format!("reading {path}"))?;
+        let (bytes, sha256) = reader.finish();
+        if bytes != f.bytes || sha256 != f.sha256 {
+            bail!("{path} is not the spool its state names (its size or SHA-256 differs)");
+        }
+        Ok(Spooled::from_file(copy, f.users))
     }
 }
 

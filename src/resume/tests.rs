@@ -49,16 +49,24 @@ fn finished_prefixes_are_kept_and_given_back() {
     assert_eq!(mode(&dir.join("state.json")), 0o600);
     let mut listed = spool(tmp.path(), &["amy", "bob"]);
     let plain = written(tmp.path(), |w| w.append(&mut listed).unwrap());
-    // Kept, the spool is gone: the kept copy is appended in its turn, the same records.
-    assert!(state.keep("3", listed).unwrap().is_none());
-    assert!(state.keep("a", spool(tmp.path(), &[])).unwrap().is_none());
+    let mut kept = state
+        .keep("3", listed)
+        .unwrap()
+        .expect("on disk, the kept copy");
+    assert_eq!(kept.count(), 2);
+    state.keep("a", spool(tmp.path(), &[])).unwrap();
     assert_eq!(mode(&dir.join("prefix-3.json.gz")), 0o600);
-    let direct = written(tmp.path(), |w| {
-        state.append_kept("3", w).unwrap();
-        state.append_kept("a", w).unwrap();
-    });
+    // The spool to append is the kept copy: the same records.
+    let direct = written(tmp.path(), |w| w.append(&mut kept).unwrap());
     assert_eq!(direct.len(), 2);
     assert_eq!(direct, plain);
+    // A copy fetched from the state is the same again; a prefix not kept is an error.
+    let mut fetched = state.fetch_kept("3", tmp.path()).unwrap();
+    assert_eq!(
+        written(tmp.path(), |w| w.append(&mut fetched).unwrap()),
+        plain
+    );
+    assert!(state.fetch_kept("4", tmp.path()).is_err());
 
     // A second run finds both, with the first run's start, and appends them as they were.
     let (Start::Resumed(again), true) = find(
