@@ -41,8 +41,9 @@ whose wall time, peak RSS (os.wait4) and output are measured, with the layer's c
   scale    a pool of --users (default 1,000,000) users that only the layer holds (a
            synthetic pool, tests/support/layer/synthetic.py: generated on demand,
            production-shaped, 20 groups); for this build and --cbr-baseline side by side:
-           `cbr backup`, a backup killed at about half way and rerun with --resume (n/a for
-           a build without it), and `cbr restore --dry-run` into the same pool (a restore's
+           `cbr backup` (to a .json, a .json.gz and moto's S3), a backup killed at about
+           half way and rerun with --resume (n/a for a build without it), and
+           `cbr restore --dry-run` into the same pool (a restore's
            reading of the pool). Wall time against the ListUsers ceiling (users / (1,800 ×
            --quota-scale); --no-quotas for cbr's own costs), the child's CPU seconds per
            100,000 users, peak RSS, and the peak of the bytes it held on disk (a fresh
@@ -66,6 +67,7 @@ case_insensitive: usernames, the console's default pool).
 """
 
 import argparse
+import gzip
 import importlib.util
 import json
 import os
@@ -1539,10 +1541,11 @@ def measure_scale(argv, env, stdout_path, stderr_path, timeout, dirs, kill_when=
 
 
 def count_records(path):
-    """User records in a cbr data file, read as a stream: it is pretty-printed with two-space
-    indents, so each record has one line starting with four spaces and "Username"."""
+    """User records in a cbr data file (plain or .gz), read as a stream: it is pretty-printed
+    with two-space indents, so each record has one line starting with four spaces and
+    "Username"."""
     n = 0
-    with open(path, "rb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         for line in f:
             if line.startswith(b'    "Username": '):
                 n += 1
@@ -1553,8 +1556,10 @@ class ScaleScenario(Scenario):
     """cbr on a pool of a million users (--users), which moto cannot hold: a synthetic pool of
     the layer (tests/support/layer/synthetic.py), generated on demand, production-shaped
     (every status, federated and linked users, disabled users, 20 groups). For the build
-    under test and the --cbr-baseline, side by side: the backup, a backup killed at about
-    half way and resumed, and a restore's reading of the pool (a dry run into the same pool).
+    under test and the --cbr-baseline, side by side: the backup (to a .json, to a .json.gz,
+    and to moto's S3 through AWS_ENDPOINT_URL_S3, where only TMPDIR is local), a backup killed
+    at about half way and resumed, and a restore's reading of the pool (a dry run into the same
+    pool).
     Measured for each: wall time against the quota's ceiling, the child's CPU seconds per
     100,000 users, its peak RSS, and the peak of what it held on disk beyond its final output
     (TMPDIR, fresh for each run, the output's folder, and spools it unlinked at once) per user."""
@@ -1562,7 +1567,9 @@ class ScaleScenario(Scenario):
     name = "scale"
     POOL = "us-east-1_Scale"
     SEED = "42"
-    STEPS = {"backup": "cbr backup", "resume": "cbr backup killed at ~50 %, then --resume",
+    STEPS = {"backup": "cbr backup", "backup-gz": "cbr backup to a .json.gz",
+             "backup-s3": "cbr backup to S3 (moto's)",
+             "resume": "cbr backup killed at ~50 %, then --resume",
              "dry-run": "cbr restore --dry-run (reads the whole pool)"}
 
     def __init__(self, args):
@@ -1656,7 +1663,7 @@ class ScaleScenario(Scenario):
         """One child of the run: a fresh TMPDIR, the layer's counters reset, measured."""
         tmpdir = os.path.join(run_dir, f"tmp-{label}")
         os.makedirs(tmpdir)
-        env = dict(child_env(self.tmp), TMPDIR=tmpdir)
+        env = dict(child_env(self.tmp), TMPDIR=tmpdir, AWS_ENDPOINT_URL_S3=self.env.moto_url)
         time.sleep(self.args.settle_s)  # let the quota buckets fill up again
         urllib.request.urlopen(urllib.request.Request(
             self.url + "/_layer/reset-stats", data=b"", method="POST")).read()
@@ -1685,7 +1692,9 @@ class ScaleScenario(Scenario):
             result.ok, result.note = True, "n/a: `cbr backup --help` has no --resume"
             result.extra["na"] = True
             return result
-        out = os.path.join(out_dir, "backup.json")
+        out = os.path.join(out_dir, "backup.json.gz" if step == "backup-gz" else "backup.json")
+        if step == "backup-s3":
+            out = f"s3://{self.bucket()}/{run.name}/backup.json"
         if step == "dry-run":
             source = self.backups.get(run.tool) or self.backup_unmeasured(run.tool)
             for name in os.listdir(source):  # the backup beside it, as hard links
@@ -1740,6 +1749,24 @@ class ScaleScenario(Scenario):
             self.backups[run.tool] = out_dir
         return result
 
+    def s3(self):
+        import boto3
+        return boto3.client("s3", endpoint_url=self.env.moto_url, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def bucket(self):
+        """The bucket of the S3 backups, in moto (made on first use)."""
+        if not getattr(self, "_bucket", None):
+            self._bucket = "cbr-bench-scale"
+            self.s3().create_bucket(Bucket=self._bucket)
+        return self._bucket
+
+    def count_s3_records(self, url):
+        """User records in a data file in S3, read as a stream (as count_records does)."""
+        bucket, key = url[len("s3://"):].split("/", 1)
+        body = self.s3().get_object(Bucket=bucket, Key=key)["Body"]
+        return sum(1 for line in body.iter_lines() if line.startswith(b'    "Username": '))
+
     def backup_unmeasured(self, tool):
         """A backup for a dry run whose build's backup run was not asked for (--only)."""
         folder = os.path.join(self.tmp, f"backup-{tool}")
@@ -1762,6 +1789,11 @@ class ScaleScenario(Scenario):
             if writes:
                 raise ValueError(f"the dry run wrote: {writes}")
             return self.users
+        if out.startswith("s3://"):
+            records = self.count_s3_records(out)
+            if records != self.users:
+                raise ValueError(f"{records:,} records in the backup, the pool has {self.users:,}")
+            return records
         records = count_records(out)
         manifest = os.path.join(os.path.dirname(out), "backup.meta.json")
         if os.path.exists(manifest):
@@ -2063,9 +2095,10 @@ def main():
                                   "cbr-1k; restore: cbr-restore, cbr-restore-c1; quotas2x: "
                                   "backup-1x, backup-2x, restore-1x, restore-2x; rerun: "
                                   "rerun-list, rerun, rerun-before; rollback: rollback; "
-                                  "scale: scale-backup, scale-resume, scale-dry-run and "
-                                  "each with -before; shards: shards-1, shards-2, shards-3, "
-                                  "shards-8 and each with -before)")
+                                  "scale: scale-backup, scale-backup-gz, scale-backup-s3, "
+                                  "scale-resume, scale-dry-run and each with -before; "
+                                  "shards: shards-1, shards-2, shards-3, shards-8 and each "
+                                  "with -before)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")

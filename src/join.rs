@@ -1,28 +1,27 @@
 //! Matching the users of two sides (a backup and a pool, or two backups) by a key, in memory
 //! that does not grow with the pool: both sides are spread over unnamed temporary partition
-//! files by a hash of the key, and joined one partition at a time, holding only one partition
-//! of one side in memory.
+//! files by a hash of the key (compressed, `packed`), and joined one partition at a time,
+//! holding only one partition of one side in memory.
 
 use crate::backup_file::UserRecord;
-use anyhow::{Context, Result};
+use crate::packed::{LARGE_BLOCK, Packed};
+use anyhow::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Users held in memory at once: one partition of the right side.
 const USERS_PER_PARTITION: u64 = 50_000;
-/// At most this many partitions (two open files each).
+/// At most this many partitions (two open files each, and a block of each in memory).
 const MAX_PARTITIONS: u64 = 256;
 
 /// Two sides being collected; [`Join::run`] pairs them up. The left side holds users; the
 /// right side users, or whatever a caller keeps with them (`R`).
 pub struct Join<R = UserRecord> {
-    left: Vec<BufWriter<File>>,
-    right: Vec<BufWriter<File>>,
+    left: Vec<Packed>,
+    right: Vec<Packed>,
     _right: std::marker::PhantomData<R>,
 }
 
@@ -32,15 +31,8 @@ impl<R: Serialize + DeserializeOwned> Join<R> {
         let n = expected
             .div_ceil(USERS_PER_PARTITION)
             .clamp(1, MAX_PARTITIONS);
-        let files = || -> Result<Vec<BufWriter<File>>> {
-            (0..n)
-                .map(|_| {
-                    tempfile::tempfile_in(dir)
-                        .map(BufWriter::new)
-                        .with_context(|| format!("creating a partition file in {}", dir.display()))
-                })
-                .collect()
-        };
+        let files =
+            || -> Result<Vec<Packed>> { (0..n).map(|_| Packed::new(dir, LARGE_BLOCK)).collect() };
         Ok(Join {
             left: files()?,
             right: files()?,
@@ -65,14 +57,15 @@ impl<R: Serialize + DeserializeOwned> Join<R> {
     ) -> Result<()> {
         for (left, right) in self.left.into_iter().zip(self.right) {
             let mut theirs: HashMap<String, R> = HashMap::new();
-            read_lines(right, |(key, user): (String, R)| {
+            right.finish()?.for_each(|(key, user): (String, R)| {
                 theirs.insert(key, user);
                 Ok(())
             })?;
-            read_lines(left, |(key, user): (String, UserRecord)| {
-                let other = theirs.remove(&key);
-                each(Some(user), other)
-            })?;
+            left.finish()?
+                .for_each(|(key, user): (String, UserRecord)| {
+                    let other = theirs.remove(&key);
+                    each(Some(user), other)
+                })?;
             let mut rest: Vec<(String, R)> = theirs.into_iter().collect();
             rest.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, user) in rest {
@@ -83,27 +76,11 @@ impl<R: Serialize + DeserializeOwned> Join<R> {
     }
 }
 
-fn push<T: Serialize>(files: &mut [BufWriter<File>], key: &str, user: &T) -> Result<()> {
+fn push<T: Serialize>(files: &mut [Packed], key: &str, user: &T) -> Result<()> {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
     let n = files.len() as u64;
-    let file = &mut files[(h.finish() % n) as usize];
-    serde_json::to_writer(&mut *file, &(key, user))?;
-    file.write_all(b"\n")?;
-    Ok(())
-}
-
-/// Reads back a temporary file of JSON lines written through `file`, one value a line.
-pub fn read_lines<T: DeserializeOwned>(
-    file: BufWriter<File>,
-    mut each: impl FnMut(T) -> Result<()>,
-) -> Result<()> {
-    let mut file = file.into_inner().map_err(|e| e.into_error())?;
-    file.seek(SeekFrom::Start(0))?;
-    for line in BufReader::new(file).lines() {
-        each(serde_json::from_str(&line?)?)?;
-    }
-    Ok(())
+    files[(h.finish() % n) as usize].push(&(key, user))
 }
 
 #[cfg(test)]

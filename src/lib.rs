@@ -16,6 +16,7 @@ pub mod join;
 pub mod listing;
 pub mod location;
 pub mod memberships;
+pub mod packed;
 pub mod pool_config;
 pub mod progress;
 pub mod ratelimit;

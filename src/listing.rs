@@ -131,7 +131,7 @@ pub async fn list_users(
                     // Keeping is blocking work (files, S3 uploads, a lock held across them):
                     // this worker's other tasks move to another thread meanwhile.
                     Some(keeper) => tokio::task::block_in_place(|| keeper.keep(&prefix, spooled)),
-                    None => Ok(spooled),
+                    None => Ok(Some(spooled)),
                 }
             };
             let _ = tx.send(listed.await);
@@ -161,9 +161,21 @@ pub async fn list_users(
                 .append_kept(&prefix, writer)?;
             continue;
         };
-        let mut spooled = rx
+        let spooled = rx
             .await
             .map_err(|_| anyhow!("the listing of prefix {prefix:?} stopped unexpectedly"))??;
+        let mut spooled = match spooled {
+            Some(spooled) => spooled,
+            // Kept in S3 without a spool: a copy is fetched on a thread of its own (reading S3
+            // blocks on the runtime, which this thread drives).
+            None => {
+                let keeper = keeper.clone().expect("only a keeper keeps");
+                let (prefix, dir) = (prefix.clone(), dir.to_path_buf());
+                tokio::task::spawn_blocking(move || keeper.fetch_kept(&prefix, &dir))
+                    .await
+                    .context("fetching a kept prefix")??
+            }
+        };
         writer.append(&mut spooled)?;
     }
     progress.finish();

@@ -228,6 +228,11 @@ impl Spooled {
         Ok(Spooled { file, count })
     }
 
+    /// A spool's compressed bytes in an open file, holding `count` records.
+    pub fn from_file(file: File, count: u64) -> Spooled {
+        Spooled { file, count }
+    }
+
     pub fn count(&self) -> u64 {
         self.count
     }

@@ -12,7 +12,7 @@ use std::io::Write;
 /// and fills the report with what would be done.
 pub fn print(
     opts: &Options,
-    plan_file: std::fs::File,
+    plan_file: super::plan_file::Plan,
     report: &mut Report,
     new_groups: &[&str],
     triggers: &[String],

@@ -254,7 +254,7 @@ async fn whole_plan(
     pool: &PoolInfo,
     inv: &checks::Inventory,
     report: &mut Report,
-) -> Result<Option<(std::fs::File, BTreeSet<String>)>> {
+) -> Result<Option<(plan_file::Plan, BTreeSet<String>)>> {
     let (groups_tx, groups_rx) = oneshot::channel();
     let dir = reading.dir;
     let (plan, live_users) =

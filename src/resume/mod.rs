@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
@@ -32,10 +33,14 @@ pub trait Keeper: Send + Sync {
     fn kept(&self, prefix: &str) -> Option<u64>;
     /// Appends a kept prefix's users to the data file.
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
-    /// Keeps a prefix just listed; returns the spool to append from (the kept copy or this one).
-    /// It may block: it is called from a worker thread of the multi-threaded runtime, in
-    /// `block_in_place`.
-    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Spooled>;
+    /// Keeps a prefix just listed; returns the spool to append from, or `None` when the spool is
+    /// gone and the kept copy is fetched in its turn ([`Keeper::fetch_kept`]). It may block: it
+    /// is called from a worker thread of the multi-threaded runtime, in `block_in_place`.
+    fn keep(&self, prefix: &str, spool: Spooled) -> Result<Option<Spooled>>;
+    /// A copy of a prefix this run kept without a spool, checked against the state (size and
+    /// SHA-256), in an unnamed temporary file in `dir`. It blocks: it is called on a thread of
+    /// its own (`spawn_blocking`), never on the thread that writes the data file.
+    fn fetch_kept(&self, prefix: &str, dir: &Path) -> Result<Spooled>;
 }
 
 /// The layout of `state.json` and its spools; a state of another layout is not read.
@@ -423,9 +428,9 @@ impl Keeper for State {
         Ok(())
     }
 
-    fn keep(&self, prefix: &str, mut spool: Spooled) -> Result<Spooled> {
+    fn keep(&self, prefix: &str, mut spool: Spooled) -> Result<Option<Spooled>> {
         if self.file.lock().expect("state lock").is_none() {
-            return Ok(spool);
+            return Ok(Some(spool));
         }
         let path = names::resume_spool_file(&self.dir, prefix);
         let mut out = Hashing::new(path.create()?);
@@ -436,7 +441,7 @@ impl Keeper for State {
         {
             let mut file = self.file.lock().expect("state lock");
             let Some(file) = file.as_mut() else {
-                return Ok(spool);
+                return Ok(Some(spool));
             };
             file.finished.push(Finished {
                 prefix: prefix.to_string(),
@@ -447,11 +452,33 @@ impl Keeper for State {
             self.save(file)?;
         }
         tracing::debug!(prefix, users, bytes, "prefix kept in the resume state");
-        // On disk the kept copy is the one to append from: the temporary spool goes.
+        // The kept copy is the one to append from: on disk, the temporary spool goes now; for
+        // S3 it goes too, and the copy is fetched in its turn, so listed prefixes do not wait
+        // on local disk.
         match path.as_local() {
-            Some(local) => Spooled::open(local, users),
-            None => Ok(spool),
+            Some(local) => Spooled::open(local, users).map(Some),
+            None => Ok(None),
         }
+    }
+
+    fn fetch_kept(&self, prefix: &str, dir: &Path) -> Result<Spooled> {
+        let f = self
+            .file
+            .lock()
+            .expect("state lock")
+            .as_ref()
+            .and_then(|file| file.finished.iter().find(|f| f.prefix == prefix).cloned())
+            .with_context(|| format!("prefix {prefix:?} is not kept in {}", self.dir))?;
+        let path = names::resume_spool_file(&self.dir, prefix);
+        let mut reader = Hashing::new(path.open()?);
+        let mut copy = tempfile::tempfile_in(dir)
+            .with_context(|| format!("creating a spool file in {}", dir.display()))?;
+        io::copy(&mut reader, &mut copy).with_context(|| format!("reading {path}"))?;
+        let (bytes, sha256) = reader.finish();
+        if bytes != f.bytes || sha256 != f.sha256 {
+            bail!("{path} is not the spool its state names (its size or SHA-256 differs)");
+        }
+        Ok(Spooled::from_file(copy, f.users))
     }
 }
 

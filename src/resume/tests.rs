@@ -47,13 +47,26 @@ fn finished_prefixes_are_kept_and_given_back() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("state.json")), 0o600);
-    let mut kept = state.keep("3", spool(tmp.path(), &["amy", "bob"])).unwrap();
+    let mut listed = spool(tmp.path(), &["amy", "bob"]);
+    let plain = written(tmp.path(), |w| w.append(&mut listed).unwrap());
+    let mut kept = state
+        .keep("3", listed)
+        .unwrap()
+        .expect("on disk, the kept copy");
     assert_eq!(kept.count(), 2);
     state.keep("a", spool(tmp.path(), &[])).unwrap();
     assert_eq!(mode(&dir.join("prefix-3.json.gz")), 0o600);
     // The spool to append is the kept copy: the same records.
     let direct = written(tmp.path(), |w| w.append(&mut kept).unwrap());
     assert_eq!(direct.len(), 2);
+    assert_eq!(direct, plain);
+    // A copy fetched from the state is the same again; a prefix not kept is an error.
+    let mut fetched = state.fetch_kept("3", tmp.path()).unwrap();
+    assert_eq!(
+        written(tmp.path(), |w| w.append(&mut fetched).unwrap()),
+        plain
+    );
+    assert!(state.fetch_kept("4", tmp.path()).is_err());
 
     // A second run finds both, with the first run's start, and appends them as they were.
     let (Start::Resumed(again), true) = find(
@@ -79,8 +92,9 @@ fn finished_prefixes_are_kept_and_given_back() {
 
     again.remove().unwrap();
     assert!(!dir.exists());
-    // Removed, a state keeps nothing more.
-    again.keep("5", spool(tmp.path(), &["kim"])).unwrap();
+    // Removed, a state keeps nothing more: the spool is appended as it is.
+    let spool = again.keep("5", spool(tmp.path(), &["kim"])).unwrap();
+    assert_eq!(spool.map(|s| s.count()), Some(1));
     assert!(!dir.exists());
 }
 
