@@ -273,6 +273,52 @@ async fn shards_together_make_at_most_ten_percent_more_user_list_calls() {
     );
 }
 
+/// Shards started together with default flags share one account's quota without being told
+/// of each other: each starts at its share and they keep to the quota together, so few of
+/// their UserList calls are throttled (the quota's own throttling, which the layer enforces).
+#[tokio::test]
+async fn shards_started_together_share_the_quota() {
+    let pool = "us-east-1_Together";
+    let spec = format!("{pool}=18000:7");
+    let layer = layer(&["--quotas", "--latency-ms", "30", "--synthetic-pool", &spec]);
+    let env = TestEnv::through(&layer.url);
+    let n = 3;
+    let children: Vec<_> = (1..=n)
+        .map(|k| {
+            let shard = format!("{k}/{n}");
+            let args = ["backup", "-p", pool, "-o", "set.json", "--shard", &shard];
+            env.command(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    for child in children {
+        assert_ok(&child.wait_with_output().expect("a shard"));
+    }
+    let stats = layer_stats(&layer);
+    let count = |op: &str, what: &str| stats["ops"][op][what].as_u64().unwrap_or(0);
+    let sent = count("ListUsers", "calls") + count("ListUsersInGroup", "calls");
+    let throttled = count("ListUsers", "throttled") + count("ListUsersInGroup", "throttled");
+    eprintln!("{n} shards together: {sent} UserList calls sent, {throttled} throttled");
+    assert!(sent > 600, "{sent}");
+    assert!(
+        throttled as f64 <= 0.02 * sent as f64,
+        "{throttled} of {sent} UserList calls throttled"
+    );
+    let out = env.cbr(&[
+        "verify",
+        "-p",
+        pool,
+        "-i",
+        "set-1.json",
+        "set-2.json",
+        "set-3.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[tokio::test]
 async fn output_is_the_same_whatever_the_concurrency() {
     let c = client(moto()).await;
