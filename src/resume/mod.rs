@@ -97,6 +97,7 @@ struct DataFile {
     appended: Vec<Appended>,
 }
 
+/// A prefix in the partial data file, and its users.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Appended {
     prefix: String,
