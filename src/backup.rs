@@ -9,7 +9,9 @@
 //!
 //! Each prefix is also kept, the moment it is listed, in the backup's resume state (`resume`):
 //! a backup that stops is run again with `--resume` and lists only the prefixes it had not
-//! finished; the file it writes is the one an uninterrupted run would have written.
+//! finished; the file it writes is the one an uninterrupted run would have written. A local
+//! output that is not encrypted is written inside that state, under a stable name, and renamed
+//! into place when whole: a resumed run goes on with it.
 
 use crate::backup_file::{
     DataWriter, Encoding, FORMAT_VERSION, Manifest, SplitMemberships, load_recipients, names,
@@ -68,6 +70,11 @@ pub async fn run(cognito: &Cognito, region: &str, args: &Options) -> Result<Summ
     let result = write(cognito, region, args, &mut state).await;
     match (result, state) {
         (Err(e), Some(state)) => Err(state.stopped(e)),
+        (Err(e), None) => {
+            // Stopped before its state was written: what it started of its data file goes.
+            resume::discard_unstarted(&args.data_file());
+            Err(e)
+        }
         (result, _) => result,
     }
 }
@@ -101,7 +108,20 @@ async fn write(
     // Fail before any listing if the state to resume from is not this backup's, or if the file
     // cannot be created (for S3: no bucket, no access). A stopped run's leftovers go first.
     let start = resume::open(&identity, args.resume)?;
-    let mut writer = DataWriter::create(&out, &encoding)?;
+    let mut writer = match resume::partial_file(&identity) {
+        // A local output, not encrypted: written inside the state, where a resumed run finds
+        // it.
+        Some(partial) => match &start {
+            Start::Resumed(state) if let Some((bytes, users)) = state.data_file_end() => {
+                DataWriter::resume(&out, &partial, bytes, users, &encoding)?
+            }
+            _ => {
+                args.state_dir().create_private_dir()?;
+                DataWriter::create_partial(&out, &partial, &encoding)?
+            }
+        },
+        None => DataWriter::create(&out, &encoding)?,
+    };
     // A shard's members file: its groups' members who are other shards' users.
     let members_out = names::members_path(&out);
     let mut members = match args.shard {

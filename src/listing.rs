@@ -72,7 +72,8 @@ pub struct Plan {
 /// Lists a slice of the pool's users (with their groups) into `writer`, in prefix order; returns
 /// the pool's settings and groups. `plan` is called once the pool's size is known, with the
 /// estimated number of users in the slice: it says which prefixes to write (usually
-/// [`prefixes`]) and who keeps them; the prefixes it has kept are appended, not listed.
+/// [`prefixes`]) and who keeps them; the prefixes it has kept are appended, not listed. Prefixes
+/// start listing in order; the keeper hears of each once it is in the data file.
 ///
 /// With `members` (a shard's backup), the shard lists the members of only the groups it owns
 /// (`shard::owner`): its users' records carry those, and the other shards' users' memberships
@@ -105,6 +106,9 @@ pub async fn list_users(
     let mut tasks = JoinSet::new();
     let mut results = Vec::with_capacity(prefixes.len());
     let mut kept_users = 0;
+    // Prefixes start in order (each task takes its permit after the one before it), so the
+    // listed prefixes that wait for their turn in the file are few.
+    let mut started: Option<oneshot::Receiver<()>> = None;
     for prefix in &prefixes {
         if let Some(users) = kept(prefix) {
             kept_users += users;
@@ -122,8 +126,14 @@ pub async fn list_users(
         };
         let permits = permits.clone();
         let keeper = keeper.clone();
+        let (started_tx, started_rx) = oneshot::channel();
+        let after = started.replace(started_rx);
         tasks.spawn(async move {
+            if let Some(after) = after {
+                let _ = after.await;
+            }
             let _permit = permits.acquire_owned().await;
+            let _ = started_tx.send(());
             let prefix = job.prefix.clone();
             let listed = async {
                 let spooled = job.run().await?.finish()?;
@@ -155,10 +165,9 @@ pub async fn list_users(
     let _ = ready_tx.send(Some((memberships, progress.clone())));
     for (prefix, rx) in results {
         let Some(rx) = rx else {
-            keeper
-                .as_ref()
-                .expect("kept prefixes have a keeper")
-                .append_kept(&prefix, writer)?;
+            let keeper = keeper.as_ref().expect("kept prefixes have a keeper");
+            keeper.append_kept(&prefix, writer)?;
+            keeper.appended(&prefix, writer)?;
             continue;
         };
         let spooled = rx
@@ -177,6 +186,9 @@ pub async fn list_users(
             }
         };
         writer.append(&mut spooled)?;
+        if let Some(keeper) = &keeper {
+            keeper.appended(&prefix, writer)?;
+        }
     }
     progress.finish();
     // Every task has handed its spool over; let them end, and drop what they hold.

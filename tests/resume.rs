@@ -21,8 +21,18 @@ fn list_users_calls(layer: &Server) -> u64 {
         .unwrap_or(0)
 }
 
+/// The prefixes a state keeps: with a spool each, or in the partial data file it holds.
 fn finished(state: &Value) -> usize {
-    state["finished"].as_array().map_or(0, Vec::len)
+    state["finished"].as_array().map_or(0, Vec::len) + appended(state).len()
+}
+
+/// The prefixes in the partial data file a state holds, in order.
+fn appended(state: &Value) -> Vec<String> {
+    state["data"]["appended"].as_array().map_or(vec![], |a| {
+        a.iter()
+            .map(|p| p["prefix"].as_str().unwrap().to_string())
+            .collect()
+    })
 }
 
 fn prefixes(state: &Value) -> usize {
@@ -158,6 +168,100 @@ async fn a_killed_backup_resumes_to_the_file_an_uninterrupted_one_writes() {
     );
 }
 
+/// A `.json.gz` backup killed after some prefixes were appended keeps its data file in its
+/// state, with no second copy of those prefixes, and goes on with it: the same bytes as an
+/// uninterrupted backup.
+#[tokio::test]
+async fn a_killed_gzip_backup_goes_on_with_its_partial_file_and_keeps_no_copies() {
+    let (_c, pool) = seeded_pool("resume-gzip", 200).await;
+    let out = ["-o", "backup.json.gz"];
+    let fresh = tempfile::tempdir().unwrap();
+    let mut args = vec!["backup", "-p", &pool];
+    args.extend(out);
+    assert_ok(&cbr(moto(), fresh.path(), &args));
+    let expected = std::fs::read(fresh.path().join("backup.json.gz")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join(".backup.json.gz.resume");
+    let partial = state_dir.join("backup.json.gz.partial");
+    let slow = layer(&["--op-latency", "ListUsers=300"]);
+    let mut slow_args = args.clone();
+    slow_args.extend(SLOW);
+    let child = cbr_command(&slow.url, dir.path(), &slow_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = stop_after(child, 6, "-KILL", || async { local_state(&state_dir) }).await;
+    let in_file = appended(&state);
+    assert!(in_file.len() >= 4, "{state}");
+    assert!(finished(&state) < prefixes(&state), "{state}");
+    // The data file is in the state, at least as long as the state says; the prefixes in it
+    // have no other copy, and at most the prefix being appended has one.
+    let data_bytes = std::fs::metadata(&partial).unwrap().len();
+    assert!(data_bytes >= state["data"]["bytes"].as_u64().unwrap());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&partial), 0o600);
+    let mut copies = vec![];
+    let mut state_bytes = 0;
+    for f in files_in(&state_dir) {
+        let size = std::fs::metadata(state_dir.join(&f)).unwrap().len();
+        if let Some(p) = f
+            .strip_prefix("prefix-")
+            .and_then(|p| p.strip_suffix(".json.gz"))
+        {
+            assert!(!in_file.iter().any(|a| a == p), "a copy of prefix {p}");
+            copies.push((p.to_string(), size));
+        }
+        if !f.ends_with(".partial") {
+            state_bytes += size;
+        }
+    }
+    let copied: u64 = copies.iter().map(|(_, size)| size).sum();
+    eprintln!(
+        "json.gz killed with {} of {} prefixes in the data file ({data_bytes} bytes): the \
+         state besides it holds {state_bytes} bytes, {copied} of them in {} prefix copies",
+        in_file.len(),
+        prefixes(&state),
+        copies.len()
+    );
+    assert!(copies.len() <= 2, "{copies:?}");
+    // What is left besides the data file is state.json and the prefix finished but not yet
+    // appended: no share of the users already in the file.
+    assert!(
+        state_bytes - copied < 4096,
+        "state.json: {}",
+        state_bytes - copied
+    );
+    assert!(!dir.path().join("backup.json.gz").exists());
+
+    let again = layer(&[]);
+    args.push("--resume");
+    let run = cbr(&again.url, dir.path(), &args);
+    assert_ok(&run);
+    assert!(stderr(&run).contains("resuming the backup started at"));
+    assert_eq!(
+        list_users_calls(&again),
+        (prefixes(&state) - finished(&state)) as u64,
+        "only the prefixes not kept are listed"
+    );
+    let data = std::fs::read(dir.path().join("backup.json.gz")).unwrap();
+    assert!(
+        data == expected,
+        "the same bytes as an uninterrupted backup"
+    );
+    let manifest = read_json(&dir.path().join("backup.meta.json"));
+    assert_eq!(manifest["sha256"], sha256_hex(&data));
+    assert_eq!(manifest["user_count"], 200);
+    let users: Vec<Value> = serde_json::from_slice(&gunzip(&data)).unwrap();
+    assert_eq!(users.len(), 200);
+    assert_eq!(
+        files_in(dir.path()),
+        ["backup.config.json", "backup.json.gz", "backup.meta.json"],
+        "the state is gone"
+    );
+}
+
 /// A shard's backup killed part way and resumed writes the data file and the members file an
 /// uninterrupted backup of the shard writes (the groups' members are listed again).
 #[tokio::test]
@@ -209,7 +313,7 @@ async fn a_killed_shard_resumes_to_the_files_an_uninterrupted_one_writes() {
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
+    flate2::read::MultiGzDecoder::new(bytes)
         .read_to_end(&mut out)
         .unwrap();
     out

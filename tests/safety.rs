@@ -86,7 +86,7 @@ async fn encrypted_and_compressed_backups_work_with_the_age_cli() {
     let gz = std::fs::read(env.path().join("c.json.gz")).unwrap();
     let mut text = Vec::new();
     use std::io::Read;
-    flate2::read::GzDecoder::new(&gz[..])
+    flate2::read::MultiGzDecoder::new(&gz[..])
         .read_to_end(&mut text)
         .unwrap();
     assert_eq!(text, plain);

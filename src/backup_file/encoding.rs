@@ -105,6 +105,31 @@ impl<W: Write> Encoder<W> {
         })
     }
 
+    /// Ends the gzip member written so far and starts another (gzip members concatenate into
+    /// one stream), so that the bytes stored up to here are whole; without gzip, nothing to do.
+    pub fn end_member(self) -> io::Result<Encoder<W>> {
+        Ok(match self {
+            Encoder::Gzip(g) => Encoder::Gzip(GzEncoder::new(g.finish()?, Compression::default())),
+            Encoder::GzipAge(g) => {
+                Encoder::GzipAge(GzEncoder::new(g.finish()?, Compression::default()))
+            }
+            other => other,
+        })
+    }
+
+    /// The file beneath a plain or gzip encoding, with what is buffered above it written out
+    /// (after [`Encoder::end_member`], every byte written so far); `None` when encrypted.
+    pub fn flushed_file(&mut self) -> io::Result<Option<&mut W>> {
+        let buffered = match self {
+            Encoder::Plain(w) => w,
+            // Not the encoder's own flush: it would start the next member's header.
+            Encoder::Gzip(g) => g.get_mut(),
+            Encoder::Age(_) | Encoder::GzipAge(_) => return Ok(None),
+        };
+        buffered.flush()?;
+        Ok(Some(buffered.get_mut()))
+    }
+
     /// Finishes every layer (the gzip trailer, the last age chunk) and returns the file.
     pub fn finish(self) -> io::Result<W> {
         let buffered = match self {

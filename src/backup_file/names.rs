@@ -147,6 +147,12 @@ pub fn resume_state_file(dir: &Location) -> Location {
     dir.join("state.json")
 }
 
+/// The data file being written, kept in the resume state of a local, unencrypted output until
+/// it is whole: `backup.json.gz` → `.backup.json.gz.resume/backup.json.gz.partial`.
+pub fn resume_data_file(dir: &Location, data: &Location) -> Location {
+    dir.join(&format!("{}.partial", data.file_name()))
+}
+
 /// The users of one finished prefix in a resume state: `prefix-3a.json.gz`.
 pub fn resume_spool_file(dir: &Location, prefix: &str) -> Location {
     dir.join(&format!("prefix-{prefix}.json.gz"))
@@ -212,6 +218,10 @@ mod tests {
         assert_eq!(
             resume_spool_file(&dir, "3a"),
             p("out/.backup-2.json.gz.resume/prefix-3a.json.gz")
+        );
+        assert_eq!(
+            resume_data_file(&dir, &p("out/backup-2.json.gz")),
+            p("out/.backup-2.json.gz.resume/backup-2.json.gz.partial")
         );
         assert_eq!(resume_dir(&p("backup.json")), p(".backup.json.resume"));
         let s3 = resume_dir(&p("s3://bkt/nightly/b.json"));

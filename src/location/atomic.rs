@@ -1,5 +1,6 @@
 //! Files that appear whole or not at all: written under a temporary name (mode 0600) beside
-//! their final path and renamed into place only when complete.
+//! their final path and renamed into place only when complete. The temporary name is random
+//! ([`AtomicFile`]), or a stable one a stopped backup finds again ([`open_partial`]).
 
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -90,6 +91,34 @@ impl AtomicFile {
             .with_context(|| format!("renaming the temporary file to {}", path.display()))?;
         Ok(())
     }
+}
+
+/// Opens the partial file of a backup under its stable name (mode 0600), created if missing,
+/// cut to its first `keep` bytes and positioned at its end: to be continued, then renamed into
+/// place.
+pub fn open_partial(partial: &Path, keep: u64) -> Result<File> {
+    use std::io::{Seek, SeekFrom};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(partial)
+        .with_context(|| format!("opening {}", partial.display()))?;
+    let len = file.metadata()?.len();
+    if len < keep {
+        anyhow::bail!(
+            "{} holds {len} bytes, fewer than the {keep} its state names",
+            partial.display()
+        );
+    }
+    file.set_len(keep)
+        .with_context(|| format!("cutting {}", partial.display()))?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 /// Writes a small file (such as a manifest) atomically with mode 0600.

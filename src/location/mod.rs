@@ -10,7 +10,7 @@ mod atomic;
 pub mod s3;
 
 use anyhow::{Context, Result, bail};
-pub use atomic::{AtomicFile, write_atomic};
+pub use atomic::{AtomicFile, open_partial, write_atomic};
 use s3::S3Path;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -358,17 +358,72 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// A file being written: committed into place whole, or never seen.
 pub enum Output {
-    File { file: AtomicFile, handle: File },
+    File {
+        file: AtomicFile,
+        handle: File,
+    },
+    /// Written under a stable name (a backup's resume state keeps it), renamed to `path`.
+    Partial {
+        handle: File,
+        partial: PathBuf,
+        path: PathBuf,
+    },
     S3(s3::Upload),
 }
 
 impl Output {
+    /// A file written under the stable name `partial` from its first `keep` bytes (which it
+    /// must hold), then renamed to `path` on commit. Dropped, it stays.
+    pub fn partial(partial: &Path, path: &Path, keep: u64) -> Result<Output> {
+        Ok(Output::Partial {
+            handle: open_partial(partial, keep)?,
+            partial: partial.to_path_buf(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file as written so far, from its start, to be read again.
+    pub fn read_back(&mut self) -> Result<Option<&mut File>> {
+        use std::io::Seek;
+        match self {
+            Output::Partial { handle, .. } => {
+                handle.rewind()?;
+                Ok(Some(handle))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Makes what was written so far durable (on disk; an S3 upload is made durable by its
+    /// commit).
+    pub fn sync(&mut self) -> Result<()> {
+        match self {
+            Output::File { handle, .. } | Output::Partial { handle, .. } => {
+                handle.sync_data().context("writing the data file")
+            }
+            Output::S3(_) => Ok(()),
+        }
+    }
+
     /// Finishes the file under its final name.
     pub fn commit(self) -> Result<()> {
         match self {
             Output::File { file, handle } => {
                 drop(handle);
                 file.commit()
+            }
+            Output::Partial {
+                handle,
+                partial,
+                path,
+            } => {
+                handle
+                    .sync_all()
+                    .with_context(|| format!("writing {}", path.display()))?;
+                drop(handle);
+                std::fs::rename(&partial, &path).with_context(|| {
+                    format!("renaming {} to {}", partial.display(), path.display())
+                })
             }
             Output::S3(upload) => upload.commit(),
         }
@@ -378,14 +433,14 @@ impl Output {
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Output::File { handle, .. } => handle.write(buf),
+            Output::File { handle, .. } | Output::Partial { handle, .. } => handle.write(buf),
             Output::S3(upload) => upload.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Output::File { handle, .. } => handle.flush(),
+            Output::File { handle, .. } | Output::Partial { handle, .. } => handle.flush(),
             Output::S3(upload) => upload.flush(),
         }
     }

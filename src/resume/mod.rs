@@ -10,6 +10,14 @@
 //! finished prefix (`prefix-3a.json.gz`, mode 0600): its users with their `Groups`, exactly as
 //! they go into the data file, gzip-compressed.
 //!
+//! For a local output that is not encrypted, the state also holds the data file being written
+//! (`backup.json.gz.partial`, renamed to the output when whole), and `state.json` names the
+//! prefixes appended to it, in order, with its length after the last one (flushed to disk
+//! first). A prefix's spool goes once the prefix is in the data file, so the state holds no
+//! second copy of it; a resumed run cuts the partial file to that length and goes on
+//! (`DataWriter::resume`). Encrypted and S3 outputs keep every finished prefix's spool until the
+//! backup succeeds, and write the data file again from them.
+//!
 //! A spool is written whole (renamed into place, or its upload completed) before `state.json`
 //! names it, and `state.json` is replaced whole: a prefix named there is whole, one not named
 //! is listed again. A state of another pool, shard, output, encoding or cbr version is refused
@@ -23,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// How a backup keeps each prefix the moment it is listed, so that a backup that stops can go
@@ -31,8 +39,12 @@ use std::sync::Mutex;
 pub trait Keeper: Send + Sync {
     /// The number of users of a prefix an earlier run listed and kept; `None`: list it.
     fn kept(&self, prefix: &str) -> Option<u64>;
-    /// Appends a kept prefix's users to the data file.
+    /// Appends a kept prefix's users to the data file (nothing, for one an earlier run left in
+    /// the partial data file it goes on with).
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
+    /// Called once a prefix is in the data file, in prefix order: a state that holds the data
+    /// file records how far it got, and lets the prefix's spool go.
+    fn appended(&self, prefix: &str, writer: &mut DataWriter) -> Result<()>;
     /// Keeps a prefix just listed; returns the spool to append from, or `None` when the spool is
     /// gone and the kept copy is fetched in its turn ([`Keeper::fetch_kept`]). It may block: it
     /// is called from a worker thread of the multi-threaded runtime, in `block_in_place`.
@@ -44,7 +56,7 @@ pub trait Keeper: Send + Sync {
 }
 
 /// The layout of `state.json` and its spools; a state of another layout is not read.
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 
 /// What a backup is: what its state records and a resumed run must match.
 pub struct Identity {
@@ -70,8 +82,33 @@ struct StateFile {
     encrypted: bool,
     started_at: String,
     prefixes: Vec<String>,
-    /// In the order they finished.
+    /// In the order they finished; a prefix leaves once it is in `data`.
     finished: Vec<Finished>,
+    /// For a local output not encrypted: the data file kept in the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<DataFile>,
+}
+
+/// The partial data file a state holds: the prefixes in it (the first of the prefix list, in
+/// order), and its length after the last of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DataFile {
+    bytes: u64,
+    appended: Vec<Appended>,
+}
+
+/// A prefix in the partial data file, and its users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Appended {
+    prefix: String,
+    users: u64,
+}
+
+impl StateFile {
+    /// Prefixes kept: with a spool, or in the data file.
+    fn kept_count(&self) -> usize {
+        self.finished.len() + self.data.as_ref().map_or(0, |d| d.appended.len())
+    }
 }
 
 /// A finished prefix, as `state.json` names it.
@@ -95,6 +132,10 @@ pub struct State {
     kept: HashMap<String, Finished>,
     /// Whether an earlier run made this state.
     resumed: bool,
+    /// The data file the state holds, if it holds one (`partial_file`).
+    partial: Option<PathBuf>,
+    /// The prefixes an earlier run left in the data file, and their users.
+    in_data: HashMap<String, u64>,
 }
 
 /// How a backup starts.
@@ -108,6 +149,27 @@ pub enum Start {
 /// Where the state of a backup that writes `output` is kept.
 pub fn dir_of(output: &Location) -> Location {
     names::resume_dir(output)
+}
+
+/// The partial data file the state of backup `id` holds: for a local output not encrypted.
+pub fn partial_file(id: &Identity) -> Option<PathBuf> {
+    if id.encrypted {
+        return None;
+    }
+    let file = names::resume_data_file(&dir_of(&id.output), &id.output);
+    file.as_local().map(Path::to_path_buf)
+}
+
+/// Removes the state directory a failed backup made before it wrote `state.json` (holding at
+/// most the start of a partial data file): there is nothing to go on from.
+pub fn discard_unstarted(output: &Location) {
+    let dir = dir_of(output);
+    if dir.as_local().is_some_and(|d| d.is_dir())
+        && matches!(names::resume_state_file(&dir).try_exists(), Ok(false))
+        && let Err(e) = dir.remove_dir(&[])
+    {
+        tracing::debug!("removing {dir}: {e:#}");
+    }
 }
 
 /// Looks for the state of a stopped backup beside the output. With `resume`, reads it and
@@ -183,6 +245,26 @@ fn find(id: &Identity, resume: bool, dir: &Location, path: &Location) -> Result<
     }
     let mut file = file;
     file.finished.retain(|f| kept.contains_key(&f.prefix));
+    let partial = partial_file(id);
+    let mut in_data = HashMap::new();
+    if let Some(partial) = &partial {
+        let data = file.data.get_or_insert_with(DataFile::default);
+        let size = std::fs::metadata(partial).map(|m| m.len()).ok();
+        if size.is_some_and(|size| size >= data.bytes) {
+            in_data = data
+                .appended
+                .iter()
+                .map(|a| (a.prefix.clone(), a.users))
+                .collect();
+        } else if !data.appended.is_empty() {
+            tracing::warn!(
+                "{} is missing or shorter than the state says: its {} prefixes are listed again",
+                partial.display(),
+                data.appended.len()
+            );
+            *data = DataFile::default();
+        }
+    }
     let state = State {
         dir: dir.clone(),
         prefixes: file.prefixes.clone(),
@@ -190,6 +272,8 @@ fn find(id: &Identity, resume: bool, dir: &Location, path: &Location) -> Result<
         file: Mutex::new(Some(file)),
         kept,
         resumed: true,
+        partial,
+        in_data,
     };
     Ok((Start::Resumed(Box::new(state)), true))
 }
@@ -207,7 +291,7 @@ fn remove_leftover(dir: &Location, path: &Location) -> Result<()> {
                 "a backup of {what} to {} stopped part way ({} of {} prefixes listed, kept in \
                  {dir}); add --resume to continue it. This backup starts over and replaces it",
                 old.output,
-                old.finished.len(),
+                old.kept_count(),
                 old.prefixes.len()
             );
             files.extend(
@@ -292,6 +376,20 @@ impl StateFile {
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        let appended = self.data.as_ref().map_or(&[][..], |d| &d.appended[..]);
+        if appended.len() > self.prefixes.len()
+            || appended
+                .iter()
+                .zip(&self.prefixes)
+                .any(|(a, p)| &a.prefix != p)
+        {
+            return Err(
+                "the prefixes it names as in the data file are not its first ones in order (the \
+                 state is damaged)"
+                    .to_string(),
+            );
+        }
+        seen.extend(appended.iter().map(|a| &a.prefix));
         for f in &self.finished {
             if !self.prefixes.contains(&f.prefix) || !seen.insert(&f.prefix) {
                 return Err(format!(
@@ -322,6 +420,7 @@ impl State {
             started_at: started_at.to_string(),
             prefixes: prefixes.to_vec(),
             finished: vec![],
+            data: partial_file(id).map(|_| DataFile::default()),
         };
         let state = State {
             dir,
@@ -330,6 +429,8 @@ impl State {
             file: Mutex::new(None),
             kept: HashMap::new(),
             resumed: false,
+            partial: partial_file(id),
+            in_data: HashMap::new(),
         };
         state.save(&file)?;
         *state.file.lock().expect("state lock") = Some(file);
@@ -358,7 +459,21 @@ impl State {
 
     /// The prefixes an earlier run finished, and their users.
     pub fn kept(&self) -> (usize, u64) {
-        (self.kept.len(), self.kept.values().map(|f| f.users).sum())
+        (
+            self.kept.len() + self.in_data.len(),
+            self.kept.values().map(|f| f.users).sum::<u64>() + self.in_data.values().sum::<u64>(),
+        )
+    }
+
+    /// Where a resumed run goes on in the partial data file an earlier run left: its length
+    /// and its users after the last prefix appended. `None`: the data file starts afresh.
+    pub fn data_file_end(&self) -> Option<(u64, u64)> {
+        if self.in_data.is_empty() {
+            return None;
+        }
+        let file = self.file.lock().expect("state lock");
+        let data = file.as_ref()?.data.as_ref()?;
+        Some((data.bytes, data.appended.iter().map(|a| a.users).sum()))
     }
 
     /// Removes the state: the backup is written (or nothing was kept). A prefix that finishes
@@ -381,7 +496,7 @@ impl State {
     /// with none, the state goes, as there is nothing to go on from.
     pub fn stopped(&self, error: anyhow::Error) -> anyhow::Error {
         let finished = match &*self.file.lock().expect("state lock") {
-            Some(file) => file.finished.len(),
+            Some(file) => file.kept_count(),
             None => return error,
         };
         if finished == 0 {
@@ -407,10 +522,13 @@ impl State {
 
 impl Keeper for State {
     fn kept(&self, prefix: &str) -> Option<u64> {
-        self.kept.get(prefix).map(|f| f.users)
+        (self.in_data.get(prefix).copied()).or_else(|| self.kept.get(prefix).map(|f| f.users))
     }
 
     fn append_kept(&self, prefix: &str, writer: &mut DataWriter) -> Result<()> {
+        if self.in_data.contains_key(prefix) {
+            return Ok(());
+        }
         let f = &self.kept[prefix];
         let path = names::resume_spool_file(&self.dir, prefix);
         let mut reader = Hashing::new(path.open()?);
@@ -425,6 +543,40 @@ impl Keeper for State {
                  state is damaged; run without --resume to start over"
             );
         }
+        Ok(())
+    }
+
+    fn appended(&self, prefix: &str, writer: &mut DataWriter) -> Result<()> {
+        if self.partial.is_none() || self.in_data.contains_key(prefix) {
+            return Ok(());
+        }
+        // On disk before the state names it: a prefix named is in the file up to `bytes`.
+        let bytes = writer.sync()?;
+        {
+            let mut file = self.file.lock().expect("state lock");
+            let Some(file) = file.as_mut() else {
+                return Ok(());
+            };
+            let data = file.data.get_or_insert_with(DataFile::default);
+            let before: u64 = data.appended.iter().map(|a| a.users).sum();
+            data.appended.push(Appended {
+                prefix: prefix.to_string(),
+                users: writer.count() - before,
+            });
+            data.bytes = bytes;
+            file.finished.retain(|f| f.prefix != prefix);
+            self.save(file)?;
+        }
+        // The kept copy is in the data file now.
+        if let Some(spool) = names::resume_spool_file(&self.dir, prefix).as_local() {
+            match std::fs::remove_file(spool) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", spool.display()));
+                }
+                _ => {}
+            }
+        }
+        tracing::debug!(prefix, bytes, "prefix in the kept data file");
         Ok(())
     }
 

@@ -183,8 +183,8 @@ fn a_state_of_another_backup_is_refused_with_the_reason() {
         f.prefixes.pop();
     });
     assert!(reason(&|_| {}).contains("its prefixes do not cover the whole pool"));
-    edit(&|f| f.state_version = 2);
-    assert!(reason(&|_| {}).contains("its layout is version 2"));
+    edit(&|f| f.state_version = 3);
+    assert!(reason(&|_| {}).contains("its layout is version 3"));
     // Refused, the state is left as it was.
     assert!(path.exists());
 }
@@ -224,4 +224,105 @@ fn a_failed_backup_keeps_its_state_only_if_it_kept_a_prefix() {
     assert!(err.contains("--resume"), "{err}");
     assert!(err.ends_with("listing failed"), "{err}");
     assert!(tmp.path().join(".backup.json.resume/state.json").exists());
+}
+
+/// A local output's data file is kept in the state: a prefix appended to it leaves no copy
+/// behind, and a resumed run cuts the file where the state says and goes on to the file an
+/// uninterrupted run writes.
+#[test]
+fn a_local_data_file_is_kept_in_the_state_and_continued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = Identity {
+        output: Location::Local(tmp.path().join("backup.json.gz")),
+        gzip: true,
+        ..identity(tmp.path())
+    };
+    let encoding = Encoding::new(std::path::Path::new("backup.json.gz"), vec![]);
+    let partial = partial_file(&id).expect("local, not encrypted");
+    let dir = tmp.path().join(".backup.json.gz.resume");
+    assert_eq!(partial, dir.join("backup.json.gz.partial"));
+    let encrypted = Identity {
+        encrypted: true,
+        ..identity(tmp.path())
+    };
+    assert_eq!(partial_file(&encrypted), None);
+    let users: [&[&str]; 3] = [&["amy", "bob"], &["kim"], &["zed"]];
+
+    // Uninterrupted.
+    let whole = tmp.path().join("whole.json.gz");
+    let mut w = DataWriter::create(&whole.clone().into(), &encoding).unwrap();
+    for u in users {
+        w.append(&mut spool(tmp.path(), u)).unwrap();
+    }
+    w.finish().unwrap().0.commit().unwrap();
+
+    // Prefix 0 is appended, prefix 2 finishes out of order, then the run is killed.
+    let state = State::create(&id, &prefixes(), "t").unwrap();
+    let mut w = DataWriter::create_partial(&id.output, &partial, &encoding).unwrap();
+    let mut kept = state
+        .keep("0", spool(tmp.path(), users[0]))
+        .unwrap()
+        .unwrap();
+    state.keep("2", spool(tmp.path(), users[2])).unwrap();
+    w.append(&mut kept).unwrap();
+    state.appended("0", &mut w).unwrap();
+    assert!(
+        !dir.join("prefix-0.json.gz").exists(),
+        "no copy of prefix 0"
+    );
+    assert!(dir.join("prefix-2.json.gz").exists());
+    let saved = read(&names::resume_state_file(state.dir())).unwrap();
+    let data = saved.data.clone().unwrap();
+    assert_eq!(data.bytes, std::fs::metadata(&partial).unwrap().len());
+    assert_eq!(data.appended[0].users, 2);
+    assert_eq!(
+        saved.finished.iter().map(|f| &f.prefix).collect::<Vec<_>>(),
+        ["2"]
+    );
+    w.append(&mut spool(tmp.path(), users[1])).unwrap();
+    drop(w);
+
+    let Start::Resumed(again) = open(&id, true).unwrap() else {
+        panic!("resumed")
+    };
+    assert_eq!(again.kept(), (2, 3));
+    assert_eq!(again.data_file_end(), Some((data.bytes, 2)));
+    assert_eq!(Keeper::kept(&*again, "0"), Some(2));
+    assert_eq!(Keeper::kept(&*again, "1"), None);
+    let mut w = DataWriter::resume(&id.output, &partial, data.bytes, 2, &encoding).unwrap();
+    again.append_kept("0", &mut w).unwrap();
+    again.appended("0", &mut w).unwrap();
+    w.append(&mut spool(tmp.path(), users[1])).unwrap();
+    again.appended("1", &mut w).unwrap();
+    again.append_kept("2", &mut w).unwrap();
+    again.appended("2", &mut w).unwrap();
+    let names_of = |file: &StateFile| -> Vec<String> {
+        let data = file.data.as_ref().unwrap();
+        data.appended.iter().map(|a| a.prefix.clone()).collect()
+    };
+    let saved = read(&names::resume_state_file(again.dir())).unwrap();
+    assert_eq!(names_of(&saved), ["0", "1", "2"]);
+    assert!(saved.finished.is_empty());
+    assert!(!dir.join("prefix-2.json.gz").exists());
+    let (file, written) = w.finish().unwrap();
+    file.commit().unwrap();
+    assert_eq!(written.count, 4);
+    assert!(
+        std::fs::read(id.output.as_local().unwrap()).unwrap() == std::fs::read(&whole).unwrap()
+    );
+    again.remove().unwrap();
+    assert!(!dir.exists());
+
+    // A state whose partial file is gone lists its prefixes again.
+    let state = State::create(&id, &prefixes(), "t").unwrap();
+    let mut w = DataWriter::create_partial(&id.output, &partial, &encoding).unwrap();
+    w.append(&mut spool(tmp.path(), users[0])).unwrap();
+    state.appended("0", &mut w).unwrap();
+    drop(w);
+    std::fs::remove_file(&partial).unwrap();
+    let Start::Resumed(again) = open(&id, true).unwrap() else {
+        panic!("resumed")
+    };
+    assert_eq!(again.kept(), (0, 0));
+    assert_eq!(again.data_file_end(), None);
 }
