@@ -1707,15 +1707,20 @@ class ScaleScenario(Scenario):
         else:
             argv = self.backup_argv(run.tool, out)
         if step == "resume":
-            half = self.userlist_pages() // 2
+            # Prefixes keep their pages only once every group's members are listed, so a
+            # kill at half of all UserList pages would land before any prefix finished: the
+            # kill comes once half the ListUsers pages after the members are answered.
+            members_pages = sum(-(-m // 60) for m in self.members.values())
+            half_users = -(-self.users // 60) // 2
 
             def halfway():
-                """Half the UserList pages a backup needs (users and members) answered."""
+                """The members listed and half the users' ListUsers pages answered."""
                 try:
                     ops = self.stats()["ops"]
                 except OSError:
                     return False
-                return answered(ops, "ListUsers") + answered(ops, "ListUsersInGroup") >= half
+                return (answered(ops, "ListUsersInGroup") >= members_pages and
+                        answered(ops, "ListUsers") >= half_users)
             first, stats = self.measure_run(run, run_dir, argv, "first", kill_when=halfway)
             result.extra.update(first_wall_s=round(first.wall_s, 3), first_killed=first.killed,
                                 first_userlist_calls=answered(stats["ops"], "ListUsers") +
