@@ -97,19 +97,7 @@ where
 /// Whether the object exists (HeadObject; 404 means no). Without s3:ListBucket, S3 answers 403
 /// for a missing object: that is an error, not "missing".
 pub fn exists(path: &S3Path) -> Result<bool> {
-    let s = store()?;
-    let out = block_on(
-        s.client
-            .head_object()
-            .bucket(&path.bucket)
-            .key(&path.key)
-            .send(),
-    );
-    match out {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
-        Err(e) => Err(refused(e, "s3:GetObject", path)),
-    }
+    Ok(size(path)?.is_some())
 }
 
 /// The object's size in bytes, `None` when it does not exist (HeadObject).
